@@ -1,0 +1,23 @@
+# Copyright 2026 email_account contributors
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+{
+    "name": "Email Accounts",
+    "summary": "Sender e-mail accounts with their own SMTP settings, "
+    "a delivered test message and a step-by-step diagnosis",
+    "version": "19.0.1.0.0",
+    "category": "Productivity/Discuss",
+    "website": "https://github.com/email-account/email_account",
+    "author": "email_account contributors",
+    "maintainers": ["email-account"],
+    "license": "LGPL-3",
+    "application": True,
+    "installable": True,
+    "depends": ["mail"],
+    "data": [
+        "security/email_account_security.xml",
+        "security/ir.model.access.csv",
+        "views/email_account_views.xml",
+        "data/email_account_data.xml",
+    ],
+    "uninstall_hook": "uninstall_hook",
+}

@@ -1,0 +1,491 @@
+"""E-mail accounts: a sender identity with its own SMTP settings.
+
+An account is what the original form called an "e-mail provider / account":
+who the mail comes from (sender name and address) and how it leaves (SMTP
+host, port, security, timeout and credentials). The SMTP dialogue itself is
+done by the Odoo-free ``smtp_engine`` package; this model stores the settings,
+keeps the passwords encrypted (see ``tools.secret_box``), runs the engine and
+translates what it reports.
+"""
+
+import ipaddress
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools import email_normalize, plaintext2html, single_email_re
+
+from ..smtp_engine import SmtpSettings, send_test_message
+from ..tools import secret_box
+
+_logger = logging.getLogger(__name__)
+
+MIN_TIMEOUT = 1
+MAX_TIMEOUT = 300
+DEFAULT_TIMEOUT = 30
+# Parallel tests from the server action: network bound, so a few threads are
+# enough and keep a single worker from opening dozens of sockets at once.
+MAX_PARALLEL_TESTS = 8
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+TEXT_FIELDS = (
+    "name",
+    "username",
+    "sender_name",
+    "sender_email",
+    "smtp_host",
+    "smtp_login",
+)
+SECRET_FIELDS = {
+    "password": "password_token",
+    "smtp_password": "smtp_password_token",
+}
+
+
+def is_valid_host(host):
+    """A host name (IDNA allowed) or an IPv4/IPv6 address."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    ascii_host = ascii_host.rstrip(".")
+    return 0 < len(ascii_host) <= 253 and all(
+        _HOSTNAME_LABEL.match(label) for label in ascii_host.split(".")
+    )
+
+
+class EmailAccount(models.Model):
+    _name = "email.account"
+    _description = "Email Account"
+    _inherit = ["mail.thread"]
+    _order = "name, id"
+    _check_company_auto = True
+
+    # Account
+    name = fields.Char(
+        string="Account Name",
+        required=True,
+        tracking=True,
+        help="The name that identifies this account when you choose a sender.",
+    )
+    username = fields.Char(
+        tracking=True,
+        help="The user name of the mailbox, usually its e-mail address.",
+    )
+    password = fields.Char(
+        compute="_compute_password",
+        inverse="_inverse_password",
+        groups="email_account.group_email_account_manager",
+        help="The password of the mailbox. It is stored encrypted and never "
+        "shown again: leave it empty to keep the current one.",
+    )
+    password_set = fields.Boolean(
+        compute="_compute_password_set",
+        string="Password Stored",
+    )
+    # Sender
+    sender_name = fields.Char(
+        tracking=True,
+        help="The name recipients see as the sender of messages from this "
+        "account.",
+    )
+    sender_email = fields.Char(
+        string="Sender Email Address",
+        required=True,
+        tracking=True,
+        help="The address of this account. Messages from this address leave "
+        "through this account, and the test message is sent to it.",
+    )
+    # Server
+    smtp_host = fields.Char(
+        string="SMTP Server",
+        required=True,
+        tracking=True,
+        help="Host name or IP address of the SMTP server for outgoing mail.",
+    )
+    smtp_port = fields.Integer(
+        string="SMTP Port",
+        required=True,
+        default=25,
+        tracking=True,
+        help="Usually 587 with STARTTLS, 465 with SSL/TLS, 25 without "
+        "encryption.",
+    )
+    smtp_encryption = fields.Selection(
+        selection=[
+            ("none", "None"),
+            ("starttls", "STARTTLS"),
+            ("ssl", "SSL/TLS"),
+        ],
+        string="Connection Security",
+        required=True,
+        default="none",
+        tracking=True,
+        help="None: the session is in clear text.\n"
+        "STARTTLS: the session starts in clear text and switches to TLS "
+        "before logging in (usually port 587).\n"
+        "SSL/TLS: the session is encrypted from the first byte (usually "
+        "port 465).\n"
+        "The server's certificate and host name are always verified.",
+    )
+    smtp_timeout = fields.Integer(
+        string="SMTP Timeout",
+        required=True,
+        default=DEFAULT_TIMEOUT,
+        tracking=True,
+        help="Seconds after which an attempt to talk to the SMTP server is "
+        "considered failed, for the test and for real sending.",
+    )
+    # Authentication
+    smtp_auth_required = fields.Boolean(
+        string="Server Requires Authentication",
+        tracking=True,
+        help="Tick it if the server requires the client to log in before "
+        "sending a message.",
+    )
+    smtp_login = fields.Char(
+        string="Separate Login",
+        tracking=True,
+        help="Only if the server needs other credentials than the account's "
+        "user name and password: the login to use instead.",
+    )
+    smtp_password = fields.Char(
+        string="Separate Password",
+        compute="_compute_password",
+        inverse="_inverse_password",
+        groups="email_account.group_email_account_manager",
+        help="The password that goes with the separate login. It is stored "
+        "encrypted and never shown again.",
+    )
+    smtp_password_set = fields.Boolean(
+        compute="_compute_password_set",
+        string="Separate Password Stored",
+    )
+    # Encrypted at rest, readable only by the superuser (see tools.secret_box).
+    password_token = fields.Char(
+        groups="base.group_system",
+        copy=False,
+        prefetch=False,
+    )
+    smtp_password_token = fields.Char(
+        groups="base.group_system",
+        copy=False,
+        prefetch=False,
+    )
+    company_id = fields.Many2one(
+        "res.company",
+        default=lambda self: self.env.company,
+        index=True,
+        tracking=True,
+        help="Leave empty to share the account between all companies.",
+    )
+    active = fields.Boolean(default=True, tracking=True)
+    # Last test
+    test_state = fields.Selection(
+        selection=[
+            ("untested", "Untested"),
+            ("ok", "Working"),
+            ("failed", "Failed"),
+        ],
+        string="Test Status",
+        required=True,
+        default="untested",
+        copy=False,
+        readonly=True,
+    )
+    test_date = fields.Datetime(string="Tested On", copy=False, readonly=True)
+    test_user_id = fields.Many2one(
+        "res.users", string="Tested By", copy=False, readonly=True
+    )
+    test_step = fields.Char(string="Step Reached", copy=False, readonly=True)
+    test_message = fields.Text(string="Test Result", copy=False, readonly=True)
+    test_transcript = fields.Text(
+        string="SMTP Transcript",
+        copy=False,
+        readonly=True,
+        groups="email_account.group_email_account_manager",
+        help="The dialogue with the server during the last test; "
+        "credentials are masked.",
+    )
+
+    _smtp_port_range = models.Constraint(
+        "CHECK(smtp_port BETWEEN 1 AND 65535)",
+        "The SMTP port must be between 1 and 65535.",
+    )
+    _smtp_timeout_range = models.Constraint(
+        f"CHECK(smtp_timeout BETWEEN {MIN_TIMEOUT} AND {MAX_TIMEOUT})",
+        "The SMTP timeout is out of range.",
+    )
+
+    def _compute_password(self):
+        # Write-only: a stored password never travels back to a client.
+        self.password = False
+        self.smtp_password = False
+
+    def _inverse_password(self):
+        for field_name, token_field in SECRET_FIELDS.items():
+            for account in self:
+                value = account[field_name]
+                if value:
+                    account.sudo()[token_field] = secret_box.encrypt(value)
+
+    def _compute_password_set(self):
+        for account in self:
+            stored = account.sudo()
+            account.password_set = bool(stored.password_token)
+            account.smtp_password_set = bool(stored.smtp_password_token)
+
+    @api.constrains(*TEXT_FIELDS)
+    def _check_control_characters(self):
+        labels = self._fields
+        for account in self:
+            for field_name in TEXT_FIELDS:
+                if _CONTROL_CHARS.search(account[field_name] or ""):
+                    raise ValidationError(
+                        self.env._(
+                            "The field “%(field)s” contains control characters "
+                            "(such as a line break or a tab). Remove them.",
+                            field=labels[field_name]._description_string(self.env),
+                        )
+                    )
+
+    @api.constrains("sender_email")
+    def _check_sender_email(self):
+        for account in self:
+            if not single_email_re.match(account.sender_email or ""):
+                raise ValidationError(
+                    self.env._(
+                        "“%(email)s” is not a valid e-mail address. Enter the "
+                        "sender address in the form name@example.com.",
+                        email=account.sender_email or "",
+                    )
+                )
+
+    @api.constrains("smtp_host")
+    def _check_smtp_host(self):
+        for account in self:
+            host = (account.smtp_host or "").strip()
+            if not host:
+                raise ValidationError(self.env._("Enter the SMTP server."))
+            if not is_valid_host(host):
+                raise ValidationError(
+                    self.env._(
+                        "“%(host)s” is not a valid host name or IP address for "
+                        "the SMTP server.",
+                        host=account.smtp_host,
+                    )
+                )
+
+    @api.constrains("smtp_port")
+    def _check_smtp_port(self):
+        for account in self:
+            if not 1 <= account.smtp_port <= 65535:
+                raise ValidationError(
+                    self.env._(
+                        "The SMTP port must be between 1 and 65535 "
+                        "(you entered %(port)s).",
+                        port=account.smtp_port,
+                    )
+                )
+
+    @api.constrains("smtp_timeout")
+    def _check_smtp_timeout(self):
+        for account in self:
+            if not MIN_TIMEOUT <= account.smtp_timeout <= MAX_TIMEOUT:
+                raise ValidationError(
+                    self.env._(
+                        "The SMTP timeout must be between %(min)s and %(max)s "
+                        "seconds (you entered %(timeout)s).",
+                        min=MIN_TIMEOUT,
+                        max=MAX_TIMEOUT,
+                        timeout=account.smtp_timeout,
+                    )
+                )
+
+    @api.onchange("smtp_encryption")
+    def _onchange_smtp_encryption(self):
+        standard_ports = {"none": 25, "starttls": 587, "ssl": 465}
+        if self.smtp_port in standard_ports.values():
+            self.smtp_port = standard_ports[self.smtp_encryption]
+
+    @api.model
+    def _normalize_vals(self, vals):
+        vals = dict(vals)
+        for field_name in ("smtp_host", "sender_email", "smtp_login", "username"):
+            if isinstance(vals.get(field_name), str):
+                vals[field_name] = vals[field_name].strip()
+        if isinstance(vals.get("sender_email"), str):
+            vals["sender_email"] = (
+                email_normalize(vals["sender_email"]) or vals["sender_email"]
+            )
+        return vals
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        return super().create([self._normalize_vals(vals) for vals in vals_list])
+
+    def write(self, vals):
+        return super().write(self._normalize_vals(vals))
+
+    def copy_data(self, default=None):
+        vals_list = super().copy_data(default=default)
+        for account, vals in zip(self, vals_list, strict=True):
+            if "name" not in (default or {}):
+                vals["name"] = self.env._("%s (copy)", account.name)
+        return vals_list
+
+    def action_send_test_message(self):
+        """Send a real message from each account to its own address.
+
+        The network part runs without a database cursor, in parallel for
+        several accounts; the results are then stored on the accounts, posted
+        in their chatter and summed up in one notification.
+        """
+        self.check_access("write")
+        translate = self.env._
+        # Resolve the language here: the worker threads have no cursor.
+        self.env.lang  # noqa: B018
+        jobs = [(account, account._get_smtp_settings()) for account in self]
+        workers = min(MAX_PARALLEL_TESTS, len(jobs)) or 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(send_test_message, settings, account.name, translate=translate)
+                for account, settings in jobs
+            ]
+            results = [future.result() for future in futures]
+        for (account, _settings), result in zip(jobs, results, strict=True):
+            account._store_test_result(result)
+        return self._test_notification(results)
+
+    def _get_smtp_settings(self):
+        """The engine's view of this account, secrets decrypted."""
+        self.ensure_one()
+        stored = self.sudo()
+        try:
+            password = secret_box.decrypt(stored.password_token)
+            login_password = secret_box.decrypt(stored.smtp_password_token)
+        except secret_box.SecretKeyError as exc:
+            raise UserError(
+                self.env._(
+                    "The stored password of the account “%(account)s” cannot "
+                    "be decrypted with this server's key. Enter the password "
+                    "again.",
+                    account=self.display_name,
+                )
+            ) from exc
+        return SmtpSettings(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            encryption=self.smtp_encryption,
+            timeout=float(self.smtp_timeout),
+            auth_required=self.smtp_auth_required,
+            username=self.username or "",
+            password=password,
+            login=self.smtp_login or "",
+            login_password=login_password,
+            sender_name=self.sender_name or "",
+            sender_email=self.sender_email,
+        )
+
+    def _describe_test_result(self, result):
+        """One translated sentence: what happened, where, and what to do."""
+        translate = self.env._
+        if result.ok:
+            if result.queue_id:
+                return translate(
+                    "The test message was sent to %(recipient)s and accepted by "
+                    "the server (queue id %(queue_id)s).",
+                    recipient=result.recipient,
+                    queue_id=result.queue_id,
+                )
+            return translate(
+                "The test message was sent to %(recipient)s and accepted by the "
+                "server.",
+                recipient=result.recipient,
+            )
+        parts = [
+            translate(
+                "The test failed at the step “%(step)s”.",
+                step=result.step_label(translate=translate),
+            )
+        ]
+        if result.code:
+            parts.append(
+                translate(
+                    "The server answered: %(code)s %(reply)s",
+                    code=result.code,
+                    reply=result.reply,
+                )
+            )
+        hint = result.hint_text(translate=translate)
+        if hint:
+            parts.append(hint)
+        return "\n".join(parts)
+
+    def _store_test_result(self, result):
+        self.ensure_one()
+        message = self._describe_test_result(result)
+        self.sudo().write(
+            {
+                "test_state": "ok" if result.ok else "failed",
+                "test_date": fields.Datetime.now(),
+                "test_user_id": self.env.uid,
+                "test_step": result.step_label(translate=self.env._),
+                "test_message": message,
+                "test_transcript": result.transcript,
+            }
+        )
+        self.message_post(
+            body=plaintext2html(message),
+            subject=self.env._("Account settings check"),
+            subtype_xmlid="mail.mt_note",
+        )
+
+    def _test_notification(self, results):
+        translate = self.env._
+        failed = [
+            (account, result)
+            for account, result in zip(self, results, strict=True)
+            if not result.ok
+        ]
+        if len(self) == 1:
+            title = (
+                translate("Test message sent")
+                if not failed
+                else translate("The account settings check failed")
+            )
+            message = self.test_message
+        else:
+            title = translate(
+                "%(ok)s of %(total)s accounts work",
+                ok=len(self) - len(failed),
+                total=len(self),
+            )
+            message = "\n".join(
+                translate(
+                    "%(account)s: %(message)s",
+                    account=account.display_name,
+                    message=account.test_message,
+                )
+                for account, _result in failed
+            )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": title,
+                "message": message,
+                "type": "danger" if failed else "success",
+                "sticky": bool(failed),
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
