@@ -8,6 +8,7 @@ keeps the passwords encrypted (see ``tools.secret_box``), runs the engine and
 translates what it reports.
 """
 
+import contextlib
 import ipaddress
 import logging
 import re
@@ -48,11 +49,8 @@ SECRET_FIELDS = {
 
 def is_valid_host(host):
     """A host name (IDNA allowed) or an IPv4/IPv6 address."""
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
+    with contextlib.suppress(ValueError):
+        return bool(ipaddress.ip_address(host))
     try:
         ascii_host = host.encode("idna").decode("ascii")
     except UnicodeError:
@@ -95,8 +93,7 @@ class EmailAccount(models.Model):
     # Sender
     sender_name = fields.Char(
         tracking=True,
-        help="The name recipients see as the sender of messages from this "
-        "account.",
+        help="The name recipients see as the sender of messages from this account.",
     )
     sender_email = fields.Char(
         string="Sender Email Address",
@@ -117,8 +114,7 @@ class EmailAccount(models.Model):
         required=True,
         default=25,
         tracking=True,
-        help="Usually 587 with STARTTLS, 465 with SSL/TLS, 25 without "
-        "encryption.",
+        help="Usually 587 with STARTTLS, 465 with SSL/TLS, 25 without encryption.",
     )
     smtp_encryption = fields.Selection(
         selection=[
@@ -358,7 +354,9 @@ class EmailAccount(models.Model):
         workers = min(MAX_PARALLEL_TESTS, len(jobs)) or 1
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [
-                pool.submit(send_test_message, settings, account.name, translate=translate)
+                pool.submit(
+                    send_test_message, settings, account.name, translate=translate
+                )
                 for account, settings in jobs
             ]
             results = [future.result() for future in futures]

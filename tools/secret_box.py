@@ -8,6 +8,7 @@ once, readable by the Odoo user only, in Odoo's data directory. A database dump
 alone therefore reveals no password.
 """
 
+import contextlib
 import logging
 import os
 import threading
@@ -36,11 +37,8 @@ def key_file_path():
 
 def _read_or_create_key_file(path):
     with _lock:
-        try:
-            with open(path, "rb") as key_file:
-                return key_file.read().strip()
-        except FileNotFoundError:
-            pass
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as key_file:
+            return key_file.read().strip()
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         key = Fernet.generate_key()
         # O_EXCL: two workers starting together must not write two keys.
