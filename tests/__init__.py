@@ -1,0 +1,2 @@
+from . import test_email_account
+from . import test_email_account_security
