@@ -1,0 +1,110 @@
+"""Send the test message of an account and diagnose what happened."""
+
+import email.policy
+import smtplib
+import time
+
+from .connection import (
+    NETWORK_ERRORS,
+    Deadline,
+    SmtpSession,
+    establish,
+    failure,
+    missing_credentials,
+    refusal,
+)
+from .diagnosis import decode_reply, describe_exception, parse_queue_id
+from .message import compose_test_message, parse_address
+from .result import CheckResult, Step
+
+
+def _same(text):
+    return text
+
+
+def _transfer(session, sender, recipients, data):
+    """Send one message over an established session, step by step."""
+    options = [f"SIZE={len(data)}"] if session.has_extn("size") else []
+    session.step = Step.SENDER
+    code, reply = session.mail(sender, options)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    session.step = Step.RECIPIENT
+    for recipient in recipients:
+        code, reply = session.rcpt(recipient)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    session.step = Step.DATA
+    code, reply = session.data(data)
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
+    return code, reply
+
+
+def _quit(session):
+    """Say goodbye; a failure here no longer matters to the message."""
+    session.step = Step.QUIT
+    try:
+        session.quit()
+    except NETWORK_ERRORS as exc:
+        session.transcript.event(
+            "QUIT failed after the message was accepted: "
+            + session.transcript.mask(describe_exception(exc))
+        )
+    session.step = Step.DONE
+
+
+def send_test_message(settings, account_name, *, translate=_same, now=None):
+    """Send the test message of ``settings`` to its own sender address.
+
+    Returns a ``CheckResult``: on success with the server's reply and queue
+    id, on failure with the failing step, the server's reply, a hint and the
+    masked transcript. Problems of the server, the network or TLS never
+    raise; ``ValueError`` is raised only for invalid settings objects.
+    """
+    started = time.monotonic()
+    recipient = (settings.sender_email or "").strip()
+    if missing_credentials(settings):
+        return refusal(
+            settings,
+            Step.AUTH,
+            "auth_not_configured",
+            "authentication required but no login or password given",
+            started,
+            recipient=recipient,
+        )
+    if parse_address(recipient) is None:
+        return refusal(
+            settings,
+            Step.SENDER,
+            "sender_invalid",
+            f"invalid sender e-mail address: {recipient!r}",
+            started,
+            recipient=recipient,
+        )
+    message = compose_test_message(settings, account_name, translate=translate, now=now)
+    message_id = message["Message-ID"]
+    data = message.as_bytes(policy=email.policy.SMTP)
+    session = SmtpSession(settings, deadline=Deadline(settings.timeout))
+    try:
+        establish(session)
+        code, reply = _transfer(session, recipient, [recipient], data)
+        _quit(session)
+    except NETWORK_ERRORS as exc:
+        return failure(
+            session, exc, started, message_id=message_id, recipient=recipient
+        )
+    finally:
+        session.close()
+    reply = decode_reply(reply)
+    return CheckResult(
+        ok=True,
+        step=Step.DONE,
+        code=code,
+        reply=session.transcript.mask(reply),
+        queue_id=parse_queue_id(reply),
+        message_id=message_id,
+        recipient=recipient,
+        elapsed=time.monotonic() - started,
+        transcript=session.transcript.text(),
+    )

@@ -1,0 +1,501 @@
+"""Connect, secure and log in to an SMTP server under one deadline.
+
+``SmtpSession`` is an ``smtplib.SMTP`` that records a masked transcript,
+knows which step it is at, and, while a deadline is set, never waits past
+it: every read and write gets the remaining time as its socket time-out, the
+name look-up runs in a worker thread that is waited for only that long, and
+a watchdog shuts the connection down at the deadline so that even a server
+trickling an endless reply cannot hold the caller.
+
+``establish`` is the one code path that connects, greets, negotiates TLS and
+logs in; both the test message and ``open_connection`` use it.
+"""
+
+import base64
+import contextlib
+import ipaddress
+import smtplib
+import socket
+import ssl
+import threading
+import time
+
+from .diagnosis import describe_exception, diagnose_exception
+from .result import CheckResult, SmtpEngineError, Step
+from .transcript import Transcript, secret_forms
+
+# smtplib's own limit for one reply line.
+_MAX_LINE = 8192
+# No sane server sends more lines in one reply; a longer one is an attack or
+# a mistake, and must not keep a sending process busy.
+_MAX_REPLY_LINES = 500
+# The watchdog fires a little after the deadline: normally the socket
+# time-out, set to the remaining time, has already ended the wait.
+_WATCHDOG_GRACE = 0.1
+# Longest wait for this machine's own name, used in EHLO.
+_FQDN_WAIT = 2.0
+# As smtplib: a server that keeps challenging during AUTH is broken.
+_MAX_CHALLENGES = 5
+_fqdn_cache = []
+
+# The failures that are the server's or the network's, never the caller's.
+NETWORK_ERRORS = (smtplib.SMTPException, OSError, UnicodeError)
+
+
+class Deadline:
+    """A point in time after which an exchange must give up."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def remaining(self):
+        """Return the seconds left, negative once the deadline has passed."""
+        return self._end - time.monotonic()
+
+    def expired(self):
+        """Return whether the deadline has passed."""
+        return self.remaining() <= 0
+
+    def socket_timeout(self):
+        """Return the remaining time, or raise ``TimeoutError`` if none is left."""
+        remaining = self.remaining()
+        if remaining <= 0:
+            raise TimeoutError(f"no answer within {self.seconds:g} seconds")
+        return remaining
+
+
+def run_bounded(func, seconds, *args):
+    """Run ``func(*args)`` in a worker thread and wait at most ``seconds``.
+
+    Blocking calls that take no time-out (name look-ups) run this way. The
+    worker is a daemon thread: if it outlives the wait, it is abandoned and
+    ends when the call returns by itself.
+    """
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = func(*args)
+        except (OSError, ValueError) as exc:  # handed over to the waiting thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="smtp-engine-lookup", daemon=True)
+    worker.start()
+    worker.join(max(seconds, 0))
+    if worker.is_alive():
+        raise TimeoutError(f"no answer within {seconds:.1f} seconds")
+    if "error" in outcome:
+        raise outcome["error"]
+    if "value" not in outcome:
+        raise OSError(f"{getattr(func, '__name__', 'look-up')} failed")
+    return outcome["value"]
+
+
+def _normalize_host(host):
+    host = (host or "").strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host
+
+
+def _resolve(host, port, deadline):
+    if not host:
+        raise socket.gaierror(socket.EAI_NONAME, "no server name given")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return run_bounded(
+            socket.getaddrinfo,
+            deadline.socket_timeout(),
+            host,
+            port,
+            0,
+            socket.SOCK_STREAM,
+        )
+    return socket.getaddrinfo(
+        host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+    )
+
+
+def _format_address(sockaddr):
+    host, port = sockaddr[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _connect_any(addresses, deadline, transcript):
+    last_error = None
+    for family, kind, proto, _name, sockaddr in addresses:
+        sock = None
+        try:
+            sock = socket.socket(family, kind, proto)
+            sock.settimeout(deadline.socket_timeout())
+            sock.connect(sockaddr)
+        except OSError as exc:
+            if sock is not None:
+                sock.close()
+            transcript.event(f"Connecting to {_format_address(sockaddr)}: {exc}")
+            last_error = exc
+            if deadline.expired():
+                break
+            continue
+        transcript.event(f"Connected to {_format_address(sockaddr)}")
+        return sock
+    raise last_error or OSError("no address to connect to")
+
+
+def _machine_name(deadline):
+    if not _fqdn_cache:
+        wait = min(deadline.remaining(), _FQDN_WAIT)
+        with contextlib.suppress(OSError):
+            _fqdn_cache.append(run_bounded(socket.getfqdn, wait))
+    return _fqdn_cache[0] if _fqdn_cache else ""
+
+
+def _local_hostname(sock, deadline):
+    """Return the name to give in EHLO, as smtplib would choose it."""
+    name = _machine_name(deadline)
+    if "." in name:
+        return name
+    address = sock.getsockname()[0]
+    if ":" in address:
+        return f"[IPv6:{address}]"
+    return f"[{address}]"
+
+
+def tls_context(settings):
+    """Return the client TLS context for ``settings``.
+
+    Certificates and host names are verified against the system's trusted
+    authorities plus ``settings.cafile``, unless ``verify_tls`` is off.
+    """
+    context = ssl.create_default_context()
+    if settings.cafile:
+        try:
+            context.load_verify_locations(cafile=settings.cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load CA file {settings.cafile}: {exc}") from exc
+    if not settings.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class SmtpSession(smtplib.SMTP):
+    """An ``smtplib.SMTP`` with a step, a masked transcript and a deadline."""
+
+    def __init__(self, settings, transcript=None, deadline=None):
+        self.settings = settings
+        self.step = Step.RESOLVE
+        self.transcript = transcript or Transcript(
+            secret_forms(settings.credentials(), settings.secrets())
+        )
+        self.deadline = deadline
+        self.watchdog_fired = False
+        self.ssl_context = (
+            tls_context(settings) if settings.encryption != "none" else None
+        )
+        self._watchdog = None
+        self._watch_socket = None
+        self._watch_lock = threading.Lock()
+        self._last_command = ""
+        self._body_next = False
+        # An explicit local name keeps smtplib from looking up the machine's
+        # name without a time-out; the real one is chosen once connected.
+        super().__init__(
+            local_hostname=settings.local_hostname or "localhost",
+            timeout=settings.timeout,
+        )
+
+    # -- deadline ---------------------------------------------------------
+
+    def _apply_deadline(self):
+        if self.deadline is not None and self.sock is not None:
+            self.sock.settimeout(self.deadline.socket_timeout())
+
+    def _arm_watchdog(self, sock):
+        if self.deadline is None:
+            return
+        # A duplicate descriptor stays valid whatever happens to the socket
+        # object (TLS wrapping detaches it), and shutting it down ends any
+        # read or write in progress on the connection.
+        self._watch_socket = sock.dup()
+        self._watchdog = threading.Timer(
+            max(self.deadline.remaining(), 0) + _WATCHDOG_GRACE, self._on_deadline
+        )
+        self._watchdog.name = "smtp-engine-watchdog"
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _on_deadline(self):
+        with self._watch_lock:
+            if self._watch_socket is None:
+                return
+            self.watchdog_fired = True
+            with contextlib.suppress(OSError):
+                self._watch_socket.shutdown(socket.SHUT_RDWR)
+
+    def _disarm_watchdog(self):
+        with self._watch_lock:
+            timer, self._watchdog = self._watchdog, None
+            watch_socket, self._watch_socket = self._watch_socket, None
+        if timer is not None:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join()
+        if watch_socket is not None:
+            watch_socket.close()
+
+    def timed_out(self):
+        """Return whether the deadline had passed or the watchdog fired."""
+        return self.watchdog_fired or (
+            self.deadline is not None and self.deadline.expired()
+        )
+
+    def release_deadline(self):
+        """Stop the deadline; later operations use ``settings.timeout`` each."""
+        self._disarm_watchdog()
+        self.deadline = None
+        if self.sock is not None:
+            self.sock.settimeout(self.settings.timeout)
+
+    # -- smtplib hooks ----------------------------------------------------
+
+    def _get_socket(self, host, port, timeout):
+        deadline = self.deadline or Deadline(timeout)
+        # smtplib takes the TLS server name from ``_host``, which only its
+        # constructor sets; this session connects later, by ``connect()``.
+        self._host = host
+        self.step = Step.RESOLVE
+        addresses = _resolve(host, port, deadline)
+        self.step = Step.CONNECT
+        sock = _connect_any(addresses, deadline, self.transcript)
+        try:
+            self._arm_watchdog(sock)
+            if self.settings.local_hostname is None:
+                self.local_hostname = _local_hostname(sock, deadline)
+            if self.settings.encryption == "ssl":
+                self.step = Step.TLS
+                sock.settimeout(deadline.socket_timeout())
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
+                self.note_tls(sock)
+        except BaseException:
+            sock.close()
+            self._disarm_watchdog()
+            raise
+        self.step = Step.GREETING
+        return sock
+
+    def send(self, s):
+        """Send ``s``, recording it (masked, or as a size for message data)."""
+        if self._body_next:
+            self._body_next = False
+            self.transcript.client_data(len(s))
+        else:
+            line = s.decode("utf-8", "replace") if isinstance(s, bytes) else s
+            line = line.rstrip("\r\n")
+            self._last_command = line.partition(" ")[0].upper()
+            self.transcript.client(line)
+        if self.sock is not None:
+            self._apply_deadline()
+        super().send(s)
+
+    def getreply(self):
+        """Read one reply, recording each line, within the deadline.
+
+        Same contract as ``smtplib.SMTP.getreply``; in addition the cause of
+        a lost connection is kept, and overlong replies are refused.
+        """
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        if self.file is None:
+            self.file = self.sock.makefile("rb")
+        lines = []
+        while True:
+            self._apply_deadline()
+            try:
+                line = self.file.readline(_MAX_LINE + 1)
+            except OSError as exc:
+                self.close()
+                raise smtplib.SMTPServerDisconnected(
+                    f"Connection unexpectedly closed: {exc}"
+                ) from exc
+            if not line:
+                self.close()
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            if len(line) > _MAX_LINE:
+                self.close()
+                raise smtplib.SMTPResponseException(500, "Line too long.")
+            more = line[3:4] == b"-"
+            try:
+                code = int(line[:3])
+            except ValueError:
+                code, more = -1, False
+            self.transcript.server(
+                line.decode("utf-8", "replace").rstrip("\r\n"), final=not more
+            )
+            lines.append(line[4:].strip(b" \t\r\n"))
+            if not more:
+                break
+            if len(lines) >= _MAX_REPLY_LINES:
+                self.close()
+                raise smtplib.SMTPResponseException(500, "Reply too long.")
+        if code == 354 and self._last_command == "DATA":
+            self._body_next = True
+        return code, b"\n".join(lines)
+
+    def auth(self, mechanism, authobject, *, initial_response_ok=True):
+        """Authenticate like smtplib, but encode credentials as UTF-8.
+
+        smtplib encodes them as ASCII and fails on any other character,
+        while RFC 4616 (PLAIN) specifies UTF-8 and servers accept it for
+        LOGIN too.
+        """
+        mechanism = mechanism.upper()
+        initial_response = authobject() if initial_response_ok else None
+        if initial_response is not None:
+            response = base64.b64encode(initial_response.encode()).decode("ascii")
+            code, reply = self.docmd("AUTH", f"{mechanism} {response}")
+            challenges = 1
+        else:
+            code, reply = self.docmd("AUTH", mechanism)
+            challenges = 0
+        while code == 334:
+            challenges += 1
+            if challenges > _MAX_CHALLENGES:
+                raise smtplib.SMTPException(
+                    f"Server AUTH mechanism loops; last reply: {code}"
+                )
+            answer = authobject(base64.decodebytes(reply))
+            code, reply = self.docmd(base64.b64encode(answer.encode()).decode("ascii"))
+        if code in (235, 503):
+            return code, reply
+        raise smtplib.SMTPAuthenticationError(code, reply)
+
+    def close(self):
+        """Close the connection and stop the watchdog."""
+        try:
+            super().close()
+        finally:
+            self._disarm_watchdog()
+
+    # -- helpers ----------------------------------------------------------
+
+    def note_tls(self, sock=None):
+        """Record the negotiated TLS version and cipher in the transcript."""
+        sock = sock or self.sock
+        cipher = (sock.cipher() or ("?",))[0]
+        text = f"TLS established ({sock.version()}, {cipher})"
+        if not self.settings.verify_tls:
+            text += ", certificate not verified"
+        self.transcript.event(text)
+
+
+def establish(session):
+    """Connect ``session``, greet, set up TLS and log in, as configured.
+
+    Raises the underlying smtplib, socket or ssl exception on failure;
+    ``session.step`` then tells where it failed. The caller closes.
+    """
+    settings = session.settings
+    host = _normalize_host(settings.host)
+    session.transcript.event(
+        f"Connecting to {host} port {settings.port}, security {settings.encryption}"
+    )
+    code, reply = session.connect(host, settings.port)
+    if code != 220:
+        raise smtplib.SMTPConnectError(code, reply)
+    session.step = Step.EHLO
+    session.ehlo_or_helo_if_needed()
+    if settings.encryption == "starttls":
+        session.step = Step.TLS
+        if not session.has_extn("starttls"):
+            raise smtplib.SMTPNotSupportedError(
+                "STARTTLS extension not supported by server."
+            )
+        session.starttls(context=session.ssl_context)
+        session.note_tls()
+        session.step = Step.EHLO
+        session.ehlo_or_helo_if_needed()
+    credentials = settings.credentials()
+    if credentials:
+        session.step = Step.AUTH
+        if not session.has_extn("auth"):
+            raise smtplib.SMTPNotSupportedError(
+                "SMTP AUTH extension not supported by server."
+            )
+        session.login(*credentials)
+
+
+def missing_credentials(settings):
+    """Return whether authentication is required but not filled in."""
+    credentials = settings.credentials()
+    return credentials is not None and not (credentials[0] and credentials[1])
+
+
+def failure(session, exc, started, **values):
+    """Return the failed ``CheckResult`` for ``exc`` raised during ``session``."""
+    hint, code, reply = diagnose_exception(
+        exc, session.step, session.settings, timed_out=session.timed_out()
+    )
+    error = session.transcript.mask(describe_exception(exc))
+    session.transcript.event(f"Failed at step {session.step.value}: {error}")
+    return CheckResult(
+        ok=False,
+        step=session.step,
+        code=code,
+        reply=session.transcript.mask(reply),
+        hint=hint,
+        error=error,
+        elapsed=time.monotonic() - started,
+        transcript=session.transcript.text(),
+        **values,
+    )
+
+
+def refusal(settings, step, hint, error, started, **values):
+    """Return a failed ``CheckResult`` for a problem found before connecting."""
+    transcript = Transcript()
+    transcript.event(f"Not connecting: {error}")
+    return CheckResult(
+        ok=False,
+        step=step,
+        hint=hint,
+        error=error,
+        elapsed=time.monotonic() - started,
+        transcript=transcript.text(),
+        **values,
+    )
+
+
+def open_connection(settings):
+    """Return a connected, secured and logged-in session for ``settings``.
+
+    The whole set-up must finish within ``settings.timeout``; afterwards the
+    session's socket time-out is ``settings.timeout`` for each operation. On
+    failure the connection is closed and ``SmtpEngineError`` is raised, whose
+    ``result`` says at which step and why.
+    """
+    started = time.monotonic()
+    if missing_credentials(settings):
+        raise SmtpEngineError(
+            refusal(
+                settings,
+                Step.AUTH,
+                "auth_not_configured",
+                "authentication required but no login or password given",
+                started,
+            )
+        )
+    session = SmtpSession(settings, deadline=Deadline(settings.timeout))
+    try:
+        establish(session)
+    except NETWORK_ERRORS as exc:
+        result = failure(session, exc, started)
+        session.close()
+        raise SmtpEngineError(result) from exc
+    except BaseException:
+        session.close()
+        raise
+    session.release_deadline()
+    return session

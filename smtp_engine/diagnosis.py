@@ -1,0 +1,183 @@
+"""The one place where failures are mapped to hints (keys of ``HINTS``)."""
+
+import re
+import smtplib
+import socket
+import ssl
+
+from .result import Step
+
+# OpenSSL reasons seen when a TLS client reads a plain-text SMTP greeting.
+_NOT_TLS_REASONS = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",
+        "RECORD_LAYER_FAILURE",
+        "UNKNOWN_PROTOCOL",
+        "PACKET_LENGTH_TOO_LONG",
+        "HTTP_REQUEST",
+        "UNEXPECTED_RECORD",
+    }
+)
+# X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+_NAME_MISMATCH_CODES = frozenset({62, 64})
+_IMPLICIT_TLS_PORT = 465
+_SEND_AS_MARKERS = (
+    "5.7.60",
+    "send as",
+    "sendas",
+    "permissions to send",
+    "permission to send",
+    "not owned by",
+    "not allowed to send",
+)
+_QUEUE_ID_PATTERNS = (
+    re.compile(r"queued as\s+<?([^\s<>]+?)>?[.,;)]*(?:\s|$)", re.IGNORECASE),
+    re.compile(r"\bid=<?([^\s<>,;]+?)>?[.,;)]*(?:\s|$)", re.IGNORECASE),
+    re.compile(r"<([^\s<>]+)>"),
+)
+
+
+def _exception_chain(exc):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _find(exc, kind):
+    return next((e for e in _exception_chain(exc) if isinstance(e, kind)), None)
+
+
+def decode_reply(reply):
+    """Return an SMTP reply text as ``str``, whatever smtplib gave."""
+    if isinstance(reply, bytes):
+        return reply.decode("utf-8", "replace")
+    return str(reply or "")
+
+
+def reply_of(exc):
+    """Return the ``(code, text)`` of the server reply carried by ``exc``."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        code, text = next(iter(exc.recipients.values()))
+        return code, decode_reply(text)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code, decode_reply(exc.smtp_error)
+    return None, ""
+
+
+def _is_send_as_refusal(text):
+    lowered = text.lower()
+    return any(marker in lowered for marker in _SEND_AS_MARKERS)
+
+
+def diagnose_reply(step, code, text, settings=None):
+    """Return the hint key for a refusing server reply at ``step``."""
+    step = Step(step)
+    encryption = settings.encryption if settings else None
+    lowered = text.lower()
+    if step == Step.GREETING:
+        if code == -1 and encryption != "ssl":
+            return "plain_on_ssl_port"
+        return "greeting_refused"
+    if code == 538 or (code == 530 and "starttls" in lowered):
+        return "starttls_required"
+    if step == Step.TLS:
+        return "tls_failed"
+    if step == Step.AUTH:
+        if code in (534, 535):
+            return "login_refused"
+        if code == 504:
+            return "auth_not_offered"
+        return "server_error"
+    if code == 530 and step in (Step.SENDER, Step.RECIPIENT, Step.DATA):
+        return "auth_required"
+    if step == Step.SENDER and 500 <= code < 600:
+        return "sender_not_allowed"
+    if step == Step.RECIPIENT:
+        if "relay" in lowered or (code == 554 and "5.7.1" in text):
+            return "relay_denied"
+        if 500 <= code < 600:
+            return "recipient_rejected"
+    if step == Step.DATA and code >= 400:
+        if _is_send_as_refusal(text):
+            return "sender_not_allowed"
+        return "message_rejected"
+    return "server_error"
+
+
+def _diagnose_tls(exc, step, encryption):
+    cert_error = _find(exc, ssl.SSLCertVerificationError)
+    if cert_error is not None:
+        if cert_error.verify_code in _NAME_MISMATCH_CODES:
+            return "certificate_hostname_mismatch"
+        return "certificate_untrusted"
+    ssl_error = _find(exc, ssl.SSLError)
+    if ssl_error is None or step != Step.TLS:
+        return None
+    if encryption == "ssl" and getattr(ssl_error, "reason", None) in _NOT_TLS_REASONS:
+        return "ssl_on_plain_port"
+    return "tls_failed"
+
+
+def diagnose_exception(exc, step, settings=None, *, timed_out=False):
+    """Map a failure at ``step`` to ``(hint_key, code, reply_text)``.
+
+    ``settings`` (an ``SmtpSettings``) refines the hint with the security
+    setting and the port; ``timed_out`` says that the exchange's deadline
+    had passed when ``exc`` was raised, whatever ``exc`` is.
+    """
+    step = Step(step)
+    code, text = reply_of(exc)
+    encryption = settings.encryption if settings else None
+    plain_on_tls_port = (
+        step == Step.GREETING
+        and encryption != "ssl"
+        and settings is not None
+        and settings.port == _IMPLICIT_TLS_PORT
+    )
+    if timed_out or _find(exc, TimeoutError) is not None:
+        return ("plain_on_ssl_port" if plain_on_tls_port else "timeout"), code, text
+    tls_hint = _diagnose_tls(exc, step, encryption)
+    if tls_hint:
+        return tls_hint, code, text
+    if _find(exc, socket.gaierror) is not None:
+        return "dns_failed", code, text
+    if _find(exc, ConnectionRefusedError) is not None:
+        return "connection_refused", code, text
+    if isinstance(exc, smtplib.SMTPNotSupportedError) or (
+        step == Step.AUTH and type(exc) is smtplib.SMTPException
+    ):
+        hints = {Step.TLS: "starttls_not_offered", Step.AUTH: "auth_not_offered"}
+        return hints.get(step, "server_error"), code, text
+    if code is not None:
+        return diagnose_reply(step, code, text, settings), code, text
+    if step == Step.CONNECT and isinstance(exc, OSError):
+        return "connection_refused", code, text
+    if isinstance(exc, (smtplib.SMTPServerDisconnected, OSError)):
+        hint = "plain_on_ssl_port" if plain_on_tls_port else "disconnected"
+        return hint, code, text
+    return "server_error", code, text
+
+
+def parse_queue_id(reply):
+    """Return the queue id in the server's reply to the message data, or None.
+
+    Understands "queued as X", "id=X" and "<X>", the forms used by the common
+    servers; other replies, like "Message accepted for delivery", give None.
+    """
+    text = decode_reply(reply)
+    for pattern in _QUEUE_ID_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def describe_exception(exc):
+    """Return a short technical description of ``exc``: class and message."""
+    code, text = reply_of(exc)
+    if code is not None:
+        return f"{type(exc).__name__}: {code} {text}".strip()
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

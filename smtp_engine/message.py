@@ -1,0 +1,110 @@
+"""The test message: from the account, to the account, saying how it was sent."""
+
+import email.errors
+import html
+from datetime import datetime, timezone
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from .texts import (
+    SECURITY_LABELS,
+    TEST_CLOSING,
+    TEST_INTRO,
+    TEST_LINES,
+    TEST_NO_LOGIN,
+    TEST_SUBJECT,
+    render,
+)
+
+
+def _same(text):
+    return text
+
+
+def _one_line(text):
+    return " ".join(str(text or "").split())
+
+
+def parse_address(address):
+    """Return ``address`` as an ``Address``, or None if it is not usable.
+
+    Only plain ASCII addresses of the form local@domain are accepted: they
+    are what every SMTP server understands without extensions.
+    """
+    address = (address or "").strip()
+    if not address.isascii() or address.count("@") != 1 or len(address.split()) != 1:
+        return None
+    try:
+        parsed = Address(addr_spec=address)
+    except (ValueError, IndexError, email.errors.MessageError):
+        return None
+    if not parsed.username or not parsed.domain:
+        return None
+    return parsed
+
+
+def _aware(now):
+    if now is None:
+        return datetime.now(timezone.utc).astimezone()
+    if now.tzinfo is None:
+        return now.astimezone()
+    return now
+
+
+def compose_test_message(
+    settings,
+    account_name,
+    *,
+    translate=_same,
+    now=None,
+    message_id_domain=None,
+):
+    """Return the test message of ``settings`` as an ``EmailMessage``.
+
+    It goes from the sender (display name and address) to the same address,
+    and its plain-text and HTML parts say which account, server, port,
+    security and login were used, and when; never a password. ``translate``
+    translates the English texts; ``now`` fixes the date (default: now).
+    Raises ``ValueError`` if the sender address is not valid.
+    """
+    address = parse_address(settings.sender_email)
+    if address is None:
+        raise ValueError(f"invalid sender e-mail address: {settings.sender_email!r}")
+    sender = Address(
+        display_name=_one_line(settings.sender_name),
+        username=address.username,
+        domain=address.domain,
+    )
+    now = _aware(now)
+    account = _one_line(account_name)
+    credentials = settings.credentials()
+    params = {
+        "account": account,
+        "host": settings.host,
+        "port": settings.port,
+        "security": translate(SECURITY_LABELS[settings.encryption]),
+        "login": credentials[0] if credentials else translate(TEST_NO_LOGIN),
+        "date": now.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+    intro = render(TEST_INTRO, translate, params)
+    lines = [render(line, translate, params) for line in TEST_LINES]
+    closing = render(TEST_CLOSING, translate, params)
+
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = sender
+    message["Date"] = now
+    message["Message-ID"] = make_msgid(domain=message_id_domain or address.domain)
+    message["Subject"] = render(TEST_SUBJECT, translate, params)
+    message["X-Email-Account-Test"] = "1"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content("\n".join([intro, "", *lines, "", closing]) + "\n")
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    message.add_alternative(
+        "<!DOCTYPE html>\n<html><body>"
+        f"<p>{html.escape(intro)}</p><ul>{items}</ul><p>{html.escape(closing)}</p>"
+        "</body></html>\n",
+        subtype="html",
+    )
+    return message

@@ -1,0 +1,76 @@
+"""The outcome of an SMTP exchange: the step reached and the diagnosis."""
+
+from dataclasses import dataclass
+from enum import Enum
+
+from .texts import HINTS, STEP_LABELS
+
+
+def _same(text):
+    return text
+
+
+class Step(str, Enum):
+    """The steps of an SMTP exchange, in the order they happen."""
+
+    RESOLVE = "resolve"
+    CONNECT = "connect"
+    GREETING = "greeting"
+    EHLO = "ehlo"
+    TLS = "tls"
+    AUTH = "auth"
+    SENDER = "sender"
+    RECIPIENT = "recipient"
+    DATA = "data"
+    QUIT = "quit"
+    DONE = "done"
+
+    def __str__(self):
+        return self.value
+
+
+@dataclass
+class CheckResult:
+    """What happened when a message was sent, or where and why it failed.
+
+    ``step`` is the step that failed, or ``Step.DONE`` on success; ``code``
+    and ``reply`` are the server's failing reply (or, on success, its reply
+    to the message data); ``hint`` is a key of ``HINTS``; ``error`` is a
+    short technical description without secrets; ``transcript`` is the
+    masked dialogue with the server.
+    """
+
+    ok: bool
+    step: Step
+    code: int | None = None
+    reply: str = ""
+    hint: str | None = None
+    error: str = ""
+    queue_id: str | None = None
+    message_id: str = ""
+    recipient: str = ""
+    elapsed: float = 0.0
+    transcript: str = ""
+
+    def hint_text(self, translate=_same):
+        """Return the translated advice for the failure, or "" if none."""
+        if not self.hint:
+            return ""
+        return translate(HINTS[self.hint])
+
+    def step_label(self, translate=_same):
+        """Return the translated label of the step reached."""
+        return translate(STEP_LABELS[Step(self.step).value])
+
+
+class SmtpEngineError(Exception):
+    """Raised by ``open_connection`` when the connection cannot be made.
+
+    ``result`` is the ``CheckResult`` that describes the failure.
+    """
+
+    def __init__(self, result):
+        self.result = result
+        super().__init__(
+            f"SMTP {result.step.value} failed: {result.error or result.reply}"
+        )

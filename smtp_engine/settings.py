@@ -1,0 +1,60 @@
+"""The connection settings of one e-mail account, as the engine sees them."""
+
+from dataclasses import dataclass, field
+
+ENCRYPTIONS = ("none", "starttls", "ssl")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Everything needed to reach an SMTP server and send as one account.
+
+    ``timeout`` is a deadline in seconds for a whole exchange, from the name
+    look-up to QUIT. Passwords are left out of ``repr()`` so that the object
+    can be logged safely.
+    """
+
+    host: str
+    port: int = 25
+    encryption: str = "none"
+    timeout: float = 30.0
+    auth_required: bool = False
+    username: str = ""
+    password: str = field(default="", repr=False)
+    login: str = ""
+    login_password: str = field(default="", repr=False)
+    sender_name: str = ""
+    sender_email: str = ""
+    verify_tls: bool = True
+    cafile: str | None = None
+    local_hostname: str | None = None
+
+    def __post_init__(self):
+        if self.encryption not in ENCRYPTIONS:
+            raise ValueError(
+                f"encryption must be one of {', '.join(ENCRYPTIONS)}, "
+                f"not {self.encryption!r}"
+            )
+        if isinstance(self.port, bool) or not isinstance(self.port, int):
+            raise TypeError(f"port must be an integer, not {self.port!r}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, not {self.port}")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be positive, not {self.timeout!r}")
+
+    def credentials(self):
+        """Return the ``(login, password)`` pair to log in with, or None.
+
+        None when the server does not require authentication; the separate
+        login and its password when a separate login is set; otherwise the
+        account's user name and password.
+        """
+        if not self.auth_required:
+            return None
+        if self.login:
+            return (self.login, self.login_password)
+        return (self.username, self.password)
+
+    def secrets(self):
+        """Return the non-empty passwords of these settings."""
+        return tuple(s for s in (self.password, self.login_password) if s)

@@ -1,0 +1,158 @@
+"""User-facing English texts of the SMTP engine.
+
+Every text is wrapped in ``_lt`` so that the translation exporter, which scans
+the addon's Python files for ``_lt("...")`` calls, puts it in the catalogue.
+``_lt`` itself does nothing: the caller translates at display time, through
+the ``translate`` argument of the public functions, and only then fills in the
+``%(name)s`` placeholders.
+"""
+
+
+def _lt(text):
+    """Mark ``text`` for the translation exporter and return it unchanged."""
+    return text
+
+
+STEP_LABELS = {
+    "resolve": _lt("Looking up the server name"),
+    "connect": _lt("Connecting to the server"),
+    "greeting": _lt("Waiting for the server's greeting"),
+    "ehlo": _lt("Introducing ourselves to the server (EHLO)"),
+    "tls": _lt("Setting up the encrypted connection (TLS)"),
+    "auth": _lt("Logging in"),
+    "sender": _lt("Giving the sender address (MAIL FROM)"),
+    "recipient": _lt("Giving the recipient address (RCPT TO)"),
+    "data": _lt("Sending the message (DATA)"),
+    "quit": _lt("Closing the connection (QUIT)"),
+    "done": _lt("Done"),
+}
+
+HINTS = {
+    "dns_failed": _lt(
+        "The server name could not be found. Check the spelling of the SMTP "
+        "server name, or enter its IP address."
+    ),
+    "connection_refused": _lt(
+        "Nothing accepted the connection on this server and port. Check the "
+        "server name and the port, and that no firewall blocks the connection."
+    ),
+    "timeout": _lt(
+        "The server did not answer in time. Check the server name and the port, "
+        "or raise the time-out; if the port uses SSL/TLS (usually 465), choose "
+        "SSL/TLS."
+    ),
+    "disconnected": _lt(
+        "The server closed the connection unexpectedly. Check that the port and "
+        "the security setting match what the provider documents."
+    ),
+    "ssl_on_plain_port": _lt(
+        "SSL/TLS was chosen, but this port speaks plain SMTP. Choose STARTTLS "
+        "(usually port 587), or no encryption or STARTTLS on port 25."
+    ),
+    "plain_on_ssl_port": _lt(
+        "This port expects an encrypted connection from the first byte. Choose "
+        "SSL/TLS (usually port 465)."
+    ),
+    "starttls_not_offered": _lt(
+        "The server does not offer STARTTLS on this port, so the message was not "
+        "sent in clear text. Choose SSL/TLS (usually port 465) or ask the "
+        "provider which port supports STARTTLS (usually 587)."
+    ),
+    "starttls_required": _lt(
+        "The server accepts mail only over an encrypted connection. Choose "
+        "STARTTLS (usually port 587) or SSL/TLS (usually port 465)."
+    ),
+    "certificate_untrusted": _lt(
+        "The server's certificate is not trusted (it may be self-signed or "
+        "expired). Use the server name the provider documents, or ask the "
+        "provider for a valid certificate."
+    ),
+    "certificate_hostname_mismatch": _lt(
+        "The server's certificate was issued for another name. Enter the server "
+        "name exactly as it appears in the provider's documentation."
+    ),
+    "tls_failed": _lt(
+        "The encrypted connection could not be set up. Check the security "
+        "setting and the port."
+    ),
+    "auth_not_offered": _lt(
+        "The server does not offer a login on this connection, often because it "
+        "requires encryption first. Choose STARTTLS or SSL/TLS."
+    ),
+    "auth_not_configured": _lt(
+        "The server requires authentication, but no user name or password is "
+        "filled in. Enter the account's user name and password."
+    ),
+    "auth_required": _lt(
+        "The server requires a login before it accepts mail. Tick 'Server "
+        "requires authentication' and enter the user name and password."
+    ),
+    "login_refused": _lt(
+        "The server refused the user name or password. Check them; some "
+        "providers require an app password or that SMTP login is enabled for "
+        "the mailbox."
+    ),
+    "sender_invalid": _lt(
+        "The sender e-mail address is missing or not valid. Enter the account's "
+        "full e-mail address, for example name@example.com."
+    ),
+    "sender_not_allowed": _lt(
+        "The server does not allow this login to send as this sender address. "
+        "Use the mailbox's own address as the sender, or ask the provider to "
+        "grant 'send as' permission."
+    ),
+    "relay_denied": _lt(
+        "The server refused to relay the message. Usually the server requires "
+        "authentication: tick 'Server requires authentication' and enter the "
+        "login."
+    ),
+    "recipient_rejected": _lt(
+        "The server refused the recipient address. Check the sender e-mail "
+        "address, to which the test message is sent."
+    ),
+    "message_rejected": _lt(
+        "The server refused the message itself, for example as spam or as too "
+        "large. Read the server's reply for the reason."
+    ),
+    "greeting_refused": _lt(
+        "The server refused the connection right away. It may not accept mail "
+        "from this machine's address; ask the provider."
+    ),
+    "server_error": _lt(
+        "The server reported an error. Read the server's reply and the "
+        "transcript for details."
+    ),
+}
+
+SECURITY_LABELS = {
+    "none": _lt("None"),
+    "starttls": _lt("STARTTLS"),
+    "ssl": _lt("SSL/TLS"),
+}
+
+TEST_SUBJECT = _lt("Test message from e-mail account %(account)s")
+TEST_INTRO = _lt(
+    "This message was sent to check the settings of the e-mail account "
+    "%(account)s. If you can read it, the account can send e-mail."
+)
+TEST_LINES = (
+    _lt("Server: %(host)s"),
+    _lt("Port: %(port)s"),
+    _lt("Security: %(security)s"),
+    _lt("Login: %(login)s"),
+    _lt("Sent at: %(date)s"),
+)
+TEST_NO_LOGIN = _lt("(no authentication)")
+TEST_CLOSING = _lt("No reply is needed.")
+
+
+def render(text, translate, params):
+    """Translate ``text`` and fill in its ``%(name)s`` placeholders.
+
+    A translation whose placeholders do not match falls back to the English
+    text rather than failing.
+    """
+    try:
+        return translate(text) % params
+    except (KeyError, ValueError, TypeError):
+        return text % params

@@ -1,0 +1,96 @@
+"""A masked record of the dialogue between the client and the SMTP server."""
+
+import base64
+
+MASK = "********"
+MAX_LINES = 1000
+
+
+def _b64(text):
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+def secret_forms(credentials, secrets):
+    """Return every form in which a secret could appear on the wire.
+
+    That is each password as is and in base64, the login in base64 (AUTH
+    LOGIN sends it so), and the AUTH PLAIN token of the login and password.
+    The longest come first so that masking a short one does not leave parts
+    of a longer one behind.
+    """
+    forms = set()
+    for secret in secrets:
+        if secret:
+            forms.update((secret, _b64(secret)))
+    if credentials:
+        login, password = credentials
+        if login:
+            forms.add(_b64(login))
+        if password:
+            forms.add(_b64(f"\0{login}\0{password}"))
+    return sorted(forms, key=len, reverse=True)
+
+
+def mask(text, forms):
+    """Replace every occurrence of the given secret forms in ``text``."""
+    for form in forms:
+        text = text.replace(form, MASK)
+    return text
+
+
+class Transcript:
+    """Lines of the dialogue: ``C:`` client, ``S:`` server, ``*`` events.
+
+    The arguments of an AUTH command and every client line sent while the
+    server keeps challenging (code 334) are masked, and so is any secret
+    form anywhere else. The message data itself is never recorded.
+    """
+
+    def __init__(self, forms=()):
+        self._forms = list(forms)
+        self._lines = []
+        self._in_auth = False
+        self._dropped = 0
+
+    def _add(self, line):
+        if len(self._lines) >= MAX_LINES:
+            self._dropped += 1
+            return
+        self._lines.append(mask(line, self._forms))
+
+    def client(self, line):
+        """Record a command line sent by the client."""
+        if self._in_auth:
+            self._add(f"C: {MASK}")
+            return
+        verb, _sep, rest = line.partition(" ")
+        if verb.upper() == "AUTH":
+            self._in_auth = True
+            mechanism, _sep, response = rest.partition(" ")
+            line = f"{verb} {mechanism} {MASK}" if response else line
+        self._add(f"C: {line}")
+
+    def client_data(self, size):
+        """Record that the message data was sent, without its content."""
+        self._add(f"C: <message data, {size} bytes>")
+
+    def server(self, line, final=True):
+        """Record a reply line from the server."""
+        self._add(f"S: {line}")
+        if final and not line.startswith("334"):
+            self._in_auth = False
+
+    def event(self, text):
+        """Record something that is neither a command nor a reply."""
+        self._add(f"* {text}")
+
+    def mask(self, text):
+        """Return ``text`` with every secret form masked."""
+        return mask(text, self._forms)
+
+    def text(self):
+        """Return the whole transcript as one string."""
+        lines = list(self._lines)
+        if self._dropped:
+            lines.append(f"* {self._dropped} more lines not recorded")
+        return "\n".join(lines)
