@@ -15,6 +15,7 @@
     "depends": ["mail"],
     "data": [
         "security/email_account_security.xml",
+        "security/email_account_mail_server_security.xml",
         "security/ir.model.access.csv",
         "views/email_account_views.xml",
         "data/email_account_data.xml",

@@ -1,1 +1,3 @@
 from . import email_account
+from . import ir_mail_server
+from . import mail_mail

@@ -13,13 +13,21 @@ import ipaddress
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import make_msgid
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import email_normalize, plaintext2html, single_email_re
+from odoo.tools import (
+    email_normalize,
+    formataddr,
+    plaintext2html,
+    single_email_re,
+)
+from odoo.tools.mail import email_split_tuples
 
 from ..smtp_engine import SmtpSettings, send_test_message
 from ..tools import secret_box
+from .ir_mail_server import SYNC_CONTEXT_KEY
 
 _logger = logging.getLogger(__name__)
 
@@ -44,6 +52,25 @@ TEXT_FIELDS = (
 SECRET_FIELDS = {
     "password": "password_token",
     "smtp_password": "smtp_password_token",
+}
+# The account's encryption choice in the terms of ir.mail_server: the
+# engine always verifies the certificate, hence the strict variants.
+MAIL_SERVER_ENCRYPTION = {
+    "none": "none",
+    "starttls": "starttls_strict",
+    "ssl": "ssl_strict",
+}
+# Fields that the backing outgoing mail server mirrors.
+MAIL_SERVER_SOURCE_FIELDS = {
+    "name",
+    "username",
+    "sender_email",
+    "smtp_host",
+    "smtp_port",
+    "smtp_encryption",
+    "smtp_auth_required",
+    "smtp_login",
+    "active",
 }
 
 
@@ -185,6 +212,18 @@ class EmailAccount(models.Model):
         help="Leave empty to share the account between all companies.",
     )
     active = fields.Boolean(default=True, tracking=True)
+    mail_server_id = fields.Many2one(
+        "ir.mail_server",
+        string="Outgoing Mail Server",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        ondelete="set null",
+        groups="base.group_system",
+        help="The outgoing mail server through which Odoo sends the "
+        "messages of this account. It follows the account: change the "
+        "account, not the server.",
+    )
     # Last test
     test_state = fields.Selection(
         selection=[
@@ -327,10 +366,22 @@ class EmailAccount(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        return super().create([self._normalize_vals(vals) for vals in vals_list])
+        accounts = super().create([self._normalize_vals(vals) for vals in vals_list])
+        accounts._sync_mail_server()
+        return accounts
 
     def write(self, vals):
-        return super().write(self._normalize_vals(vals))
+        result = super().write(self._normalize_vals(vals))
+        if MAIL_SERVER_SOURCE_FIELDS.intersection(vals):
+            self._sync_mail_server()
+        return result
+
+    def unlink(self):
+        # Through the ORM rather than the database cascade, so that the
+        # server's own unlink logic runs too.
+        self.check_access("unlink")
+        self.sudo().mail_server_id.with_context(**{SYNC_CONTEXT_KEY: True}).unlink()
+        return super().unlink()
 
     def copy_data(self, default=None):
         vals_list = super().copy_data(default=default)
@@ -487,3 +538,178 @@ class EmailAccount(models.Model):
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }
+
+    # Outgoing mail server: the account's place in Odoo's mail stack
+
+    def _prepare_mail_server_values(self):
+        self.ensure_one()
+        login = (self.smtp_login or self.username) if self.smtp_auth_required else ""
+        return {
+            "name": self.name,
+            "from_filter": self.sender_email,
+            "smtp_host": self.smtp_host,
+            "smtp_port": self.smtp_port,
+            "smtp_encryption": MAIL_SERVER_ENCRYPTION[self.smtp_encryption],
+            "smtp_authentication": "login",
+            "smtp_user": login or False,
+            # Never a copy of the password: the connection gets it from the
+            # account, decrypted at that moment (see ir.mail_server._connect__).
+            "smtp_pass": False,
+            "active": self.active,
+            "email_account_id": self.id,
+        }
+
+    def _sync_mail_server(self):
+        """Create or update the outgoing mail server of each account."""
+        servers = (
+            self.env["ir.mail_server"]
+            .sudo()
+            .with_context(active_test=False, **{SYNC_CONTEXT_KEY: True})
+        )
+        for account in self.sudo():
+            values = account._prepare_mail_server_values()
+            server = account.mail_server_id.with_env(servers.env)
+            if not server:
+                account.mail_server_id = servers.create(values)
+                continue
+            # Only what changed: archiving a server runs core's usage checks,
+            # which must not block an unrelated change of an archived account.
+            current = server._convert_to_write({name: server[name] for name in values})
+            changed = {
+                name: value
+                for name, value in values.items()
+                if (current[name] or False) != (value or False)
+            }
+            if changed:
+                server.write(changed)
+
+    def _may_be_used_by(self, users):
+        """Whether all ``users`` may send through this account.
+
+        True for a shared account, or when each user works in the account's
+        company; also True on an empty recordset (no account, no limit).
+        """
+        if not self:
+            return True
+        self.ensure_one()
+        company = self.sudo().company_id
+        return not company or all(
+            user._is_superuser() or company in user.company_ids for user in users
+        )
+
+    def _set_message_sender(self, message):
+        """Make ``message`` (an ``EmailMessage``) leave as this account.
+
+        A From with the account's address and no name of its own gets the
+        sender name. Another address is replaced by the account's sender and
+        becomes the Reply-To if the message has none, so that replies still
+        reach whoever wrote it.
+        """
+        self.ensure_one()
+        pairs = email_split_tuples(message["From"] or "")
+        name, address = pairs[0] if pairs else ("", "")
+        if email_normalize(address) == email_normalize(self.sender_email):
+            if name or not self.sender_name:
+                return
+        elif message["From"] and not message["Reply-To"]:
+            message["Reply-To"] = message["From"]
+        if message["From"]:
+            message.replace_header("From", self._get_formatted_sender())
+        else:
+            message["From"] = self._get_formatted_sender()
+
+    def _describe_sending_failure(self, result):
+        """Translated reason why the engine could not connect for sending."""
+        self.ensure_one()
+        translate = self.env._
+        parts = [
+            translate(
+                "Sending through the e-mail account “%(account)s” failed at the "
+                "step “%(step)s”.",
+                account=self.display_name,
+                step=result.step_label(translate=translate),
+            )
+        ]
+        if result.code:
+            parts.append(
+                translate(
+                    "The server answered: %(code)s %(reply)s",
+                    code=result.code,
+                    reply=result.reply,
+                )
+            )
+        hint = result.hint_text(translate=translate)
+        if hint:
+            parts.append(hint)
+        return "\n".join(parts)
+
+    # Sending API
+    #
+    # For other modules: every message Odoo sends from an account's address
+    # already leaves through the account; these methods are for code that
+    # needs to choose an account or send a message it built itself.
+
+    @api.model
+    def _find_account(self, email_from=None, company=None, user=None):
+        """Return the account to send with, or an empty recordset.
+
+        :param str email_from: the sender address, plain or formatted
+            (``"Name" <address>``); when omitted and ``user`` is given, the
+            user's own address; when both are omitted, any address
+        :param company: a ``res.company``: only its accounts and the shared
+            ones
+        :param user: a ``res.users``: only the accounts the user may send
+            through (shared, or of one of the user's companies)
+        :return: one active account, an account of a company before a shared
+            one, in the usual order otherwise; in the caller's environment
+        """
+        if not email_from and user:
+            email_from = user.email
+        domain = []
+        if email_from:
+            address = email_normalize(email_from)
+            if not address:
+                return self.browse()
+            domain.append(("sender_email", "=", address))
+        if company:
+            domain.append(("company_id", "in", [company.id, False]))
+        if user and not user._is_superuser():
+            domain.append(("company_id", "in", [*user.company_ids.ids, False]))
+        accounts = self.sudo().search(domain)
+        best = accounts.sorted(lambda account: not account.company_id)[:1]
+        return self.browse(best.ids)
+
+    def _get_formatted_sender(self):
+        """Return the sender as it appears in From: ``"Name" <address>``."""
+        self.ensure_one()
+        return formataddr((self.sender_name or "", self.sender_email))
+
+    def _send_email_message(self, message):
+        """Send a prepared ``email.message.EmailMessage`` through this account.
+
+        The recipients are taken from To, Cc and Bcc. The message leaves as
+        the account (see ``_set_message_sender``); a missing From and
+        Message-Id are added. Errors are those of
+        ``ir.mail_server.send_email``: ``UserError`` when the connection
+        fails, ``MailDeliveryException`` when the message is refused.
+
+        :return: the Message-Id of the message
+        """
+        self.ensure_one()
+        self.check_access("read")
+        if not self.active:
+            raise UserError(
+                self.env._(
+                    "The e-mail account “%(account)s” is archived: restore it "
+                    "to send through it.",
+                    account=self.display_name,
+                )
+            )
+        if not message["From"]:
+            message["From"] = self._get_formatted_sender()
+        if not message["Message-Id"]:
+            domain = self.sender_email.rpartition("@")[2]
+            message["Message-Id"] = make_msgid(domain=domain)
+        return self.env["ir.mail_server"].send_email(
+            message, mail_server_id=self.sudo().mail_server_id.id
+        )
