@@ -3,6 +3,7 @@
 import email.errors
 import html
 from datetime import datetime, timezone
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -42,6 +43,20 @@ def parse_address(address):
     if not parsed.username or not parsed.domain:
         return None
     return parsed
+
+
+def _set_text_header(message, name, value):
+    """Set an unstructured header, encoding non-ASCII text ourselves.
+
+    Before Python 3.13 the email package, when it folds a long header into
+    several encoded words, drops the space at each fold ("από τον" arrives
+    as "απότον"). ``Header`` keeps every space inside the encoded words and
+    folds within the line length, so the value is emitted as is.
+    """
+    if value.isascii():
+        message[name] = value
+    else:
+        message.set_raw(name, Header(value, "utf-8", header_name=name).encode())
 
 
 def _aware(now):
@@ -96,7 +111,7 @@ def compose_test_message(
     message["To"] = sender
     message["Date"] = now
     message["Message-ID"] = make_msgid(domain=message_id_domain or address.domain)
-    message["Subject"] = render(TEST_SUBJECT, translate, params)
+    _set_text_header(message, "Subject", render(TEST_SUBJECT, translate, params))
     message["X-Email-Account-Test"] = "1"
     message["Auto-Submitted"] = "auto-generated"
     message.set_content("\n".join([intro, "", *lines, "", closing]) + "\n")

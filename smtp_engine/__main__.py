@@ -1,0 +1,141 @@
+"""Command line: send the test message of an account and print the diagnosis.
+
+Passwords never come from the command line, where other users of the
+machine could read them: they come from the environment variables
+EMAIL_ACCOUNT_PASSWORD and EMAIL_ACCOUNT_LOGIN_PASSWORD or, when
+authentication is asked for and they are absent, from a prompt on a
+terminal. Exit status: 0 when the message was accepted, 1 when it failed,
+2 for a usage error.
+"""
+
+import argparse
+import getpass
+import os
+import sys
+
+from .check import send_test_message
+from .settings import ENCRYPTIONS, SmtpSettings
+
+PASSWORD_VARIABLE = "EMAIL_ACCOUNT_PASSWORD"
+LOGIN_PASSWORD_VARIABLE = "EMAIL_ACCOUNT_LOGIN_PASSWORD"
+
+
+def build_parser():
+    """Return the argument parser of the command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m smtp_engine",
+        description=(
+            "Send a test message from an e-mail account to itself and explain "
+            "any failure. Passwords are read from the environment variables "
+            f"{PASSWORD_VARIABLE} and {LOGIN_PASSWORD_VARIABLE}, or asked for."
+        ),
+    )
+    parser.add_argument("--host", required=True, help="SMTP server name or address")
+    parser.add_argument("--port", type=int, default=25, help="SMTP port (25)")
+    parser.add_argument(
+        "--security", choices=ENCRYPTIONS, default="none", help="encryption (none)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds allowed for the whole exchange (30)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="sender_email",
+        required=True,
+        metavar="ADDRESS",
+        help="sender e-mail address; the test message is sent to it",
+    )
+    parser.add_argument("--name", default="", help="sender display name")
+    parser.add_argument("--account", default="", help="account name for the message")
+    parser.add_argument(
+        "--auth", action="store_true", help="the server requires authentication"
+    )
+    parser.add_argument("--user", default="", help="mailbox user name")
+    parser.add_argument(
+        "--login", default="", help="separate login, used instead of --user"
+    )
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="do not verify the server's certificate and name",
+    )
+    parser.add_argument("--cafile", default=None, help="extra CA certificates (PEM)")
+    return parser
+
+
+def _secret(variable, prompt, wanted):
+    value = os.environ.get(variable)
+    if value is not None or not wanted or not sys.stdin.isatty():
+        return value or ""
+    return getpass.getpass(prompt)
+
+
+def _write(stream, text=""):
+    stream.write(f"{text}\n")
+
+
+def report(result, stream):
+    """Write the diagnosis and the transcript of ``result`` to ``stream``."""
+    _write(stream, "OK" if result.ok else "FAILED")
+    _write(stream, f"Step: {result.step_label()} ({result.step.value})")
+    if result.code is not None:
+        _write(stream, f"Reply: {result.code} {result.reply}".rstrip())
+    if result.error:
+        _write(stream, f"Error: {result.error}")
+    if result.hint:
+        _write(stream, f"Hint: {result.hint_text()}")
+    if result.queue_id:
+        _write(stream, f"Queue id: {result.queue_id}")
+    if result.message_id:
+        _write(stream, f"Message-ID: {result.message_id}")
+    _write(stream, f"Elapsed: {result.elapsed:.2f} s")
+    _write(stream)
+    _write(stream, "Transcript:")
+    _write(stream, result.transcript)
+
+
+def main(argv=None):
+    """Run the command; return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    if not 0 < args.port < 65536:
+        parser.error("--port must be between 1 and 65535")
+    separate_login = bool(args.login)
+    try:
+        result = _run(args, separate_login)
+    except ValueError as exc:  # a CA file that cannot be read, for example
+        parser.error(str(exc))
+    report(result, sys.stdout)
+    return 0 if result.ok else 1
+
+
+def _run(args, separate_login):
+    settings = SmtpSettings(
+        host=args.host,
+        port=args.port,
+        encryption=args.security,
+        timeout=args.timeout,
+        auth_required=args.auth,
+        username=args.user,
+        password=_secret(
+            PASSWORD_VARIABLE, "Password: ", args.auth and not separate_login
+        ),
+        login=args.login,
+        login_password=_secret(
+            LOGIN_PASSWORD_VARIABLE, "Login password: ", args.auth and separate_login
+        ),
+        sender_name=args.name,
+        sender_email=args.sender_email,
+        verify_tls=not args.no_verify,
+        cafile=args.cafile,
+    )
+    return send_test_message(settings, args.account or args.sender_email)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Fixtures of the SMTP engine's tests, and one collection rule.
+
+The repository root is the Odoo addon and its ``__init__.py`` imports Odoo.
+pytest imports the ``__init__.py`` of every package directory it collects
+through, so it would import Odoo; these tests import ``smtp_engine`` as a
+top-level package instead, and collect the directories as plain folders.
+
+When the pytest-odoo plugin is installed, its autouse fixtures start an Odoo
+registry for every test; these tests need none, so the fixtures of the same
+names below replace them for this folder only.
+"""
+
+import pytest
+
+from smtp_engine import SmtpSettings
+from smtp_engine.testing import make_test_certificates
+
+
+class _PlainDirectories:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collect_directory(self, path, parent):
+        if (path / "__init__.py").is_file():
+            return pytest.Dir.from_parent(parent, path=path)
+        return None
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_PlainDirectories(), "smtp-engine-plain-dirs")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def load_registry():
+    """Replace pytest-odoo's registry loading: no Odoo here."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def load_http():
+    """Replace pytest-odoo's HTTP server start: no Odoo here."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def enable_odoo_test_flag():
+    """Replace pytest-odoo's test flag: no Odoo here."""
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    return make_test_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def settings_for(certs):
+    """Return a factory of settings pointing at a test server."""
+
+    def make(server, **values):
+        values.setdefault("host", server.host)
+        values.setdefault("port", server.port)
+        values.setdefault("encryption", getattr(server, "tls", "none"))
+        values.setdefault("timeout", 5.0)
+        values.setdefault("sender_name", "Test Sender")
+        values.setdefault("sender_email", "sender@example.com")
+        values.setdefault("cafile", str(certs.ca_cert))
+        return SmtpSettings(**values)
+
+    return make
