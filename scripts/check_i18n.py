@@ -207,6 +207,14 @@ def check_catalogues(problems):
         name = rel(path)
         live = [entry for entry in po if not entry.obsolete]
         translated = sum(check_entry(name, entry, problems) for entry in live)
+        for entry in po.obsolete_entries():
+            # Kept for texts that may come back: they must be right then.
+            if entry.msgstr:
+                label = shorten(entry.msgid)
+                where = f"{name}:{entry.linenum} (obsolete)"
+                compare(
+                    where, label, entry.msgid, entry.msgstr, problems, "translation"
+                )
         counts["translated"][path.name] = (translated, len(live))
         if pot is not None:
             pot_keys = {entry_key(e) for e in pot if not e.obsolete}

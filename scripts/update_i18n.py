@@ -8,8 +8,9 @@ Given a database where the addon is installed, this runs Odoo's own exporter
 * an entry whose msgid is unchanged keeps its translation;
 * a new msgid close to a vanished one gets the old translation as a
   suggestion, marked fuzzy;
-* everything else starts untranslated; entries no longer in the template are
-  dropped.
+* everything else starts untranslated; entries no longer in the template
+  stay as obsolete entries (``#~``, ignored by Odoo), so that a text that
+  comes back finds its translation again (``--drop-obsolete`` removes them).
 
 Fuzzy and untranslated entries are listed and make the script exit with 1, so
 that nothing half-translated is committed unnoticed (check_i18n.py refuses
@@ -93,12 +94,19 @@ def export_pot(db, target, config=None, addons_path=None):
         )
 
 
-def merge(po_path, pot):
-    """Merge one .po with the template; return the entries that need a translator."""
+def merge(po_path, pot, keep_obsolete=True):
+    """Merge one .po with the template.
+
+    Returns the merged catalogue, the entries that need a translator and the
+    msgids that left the template (kept as obsolete entries unless
+    ``keep_obsolete`` is false, so that a text that comes back finds its
+    translation again, as with msgmerge).
+    """
     old = polib.pofile(str(po_path)) if po_path.exists() else polib.POFile()
-    old_entries = {entry.msgid: entry for entry in old if not entry.obsolete}
+    live = {entry.msgid: entry for entry in old if not entry.obsolete}
+    obsolete = {entry.msgid: entry for entry in old if entry.obsolete}
     pot_ids = {entry.msgid for entry in pot}
-    vanished = [msgid for msgid in old_entries if msgid not in pot_ids]
+    vanished = [msgid for msgid in live if msgid not in pot_ids]
     lang = po_path.stem
 
     new = polib.POFile(wrapwidth=78)
@@ -114,6 +122,7 @@ def merge(po_path, pot):
         }
     )
     todo = []
+    reused = set()
     for template in pot:
         entry = polib.POEntry(
             msgid=template.msgid,
@@ -125,16 +134,17 @@ def merge(po_path, pot):
         )
         if template.msgid_plural:
             entry.msgstr_plural = dict.fromkeys(range(2), "")
-        previous = old_entries.get(template.msgid)
+        previous = live.get(template.msgid) or obsolete.get(template.msgid)
         if previous is None:
             close = difflib.get_close_matches(template.msgid, vanished, 1, FUZZY_RATIO)
             if close:
-                previous = old_entries[close[0]]
+                previous = live[close[0]]
                 entry.flags.append("fuzzy")
                 entry.previous_msgid = previous.msgid
         elif previous.fuzzy:
             entry.flags.append("fuzzy")
         if previous is not None:
+            reused.add(previous.msgid)
             entry.msgstr = previous.msgstr
             entry.tcomment = previous.tcomment
             if template.msgid_plural and previous.msgstr_plural:
@@ -145,10 +155,16 @@ def merge(po_path, pot):
         if entry.fuzzy or not translated:
             todo.append(entry)
         new.append(entry)
+    dropped = [msgid for msgid in vanished if msgid not in reused]
+    if keep_obsolete:
+        for msgid in [*dropped, *obsolete]:
+            if msgid in pot_ids:
+                continue
+            entry = live.get(msgid) or obsolete[msgid]
+            entry.obsolete = True
+            entry.occurrences = []
+            new.append(entry)
     new.save(str(po_path))
-    dropped = [
-        msgid for msgid in vanished if msgid not in {e.previous_msgid for e in new}
-    ]
     return new, todo, dropped
 
 
@@ -157,6 +173,18 @@ def main(argv=None):
     parser.add_argument("-d", "--database", help="a database with the addon installed")
     parser.add_argument("--odoo-config", help="Odoo configuration file to use")
     parser.add_argument("--addons-path", help="Odoo's addons folders, comma separated")
+    parser.add_argument(
+        "-l",
+        "--lang",
+        action="append",
+        default=["el"],
+        help="also create i18n/LANG.po if missing (el is always kept)",
+    )
+    parser.add_argument(
+        "--drop-obsolete",
+        action="store_true",
+        help="remove the translations of texts that left the template",
+    )
     parser.add_argument(
         "--merge-only",
         action="store_true",
@@ -180,20 +208,22 @@ def main(argv=None):
     pot = polib.pofile(str(POT))
 
     status = 0
-    for po_path in sorted(I18N.glob("*.po")):
-        new, todo, dropped = merge(po_path, pot)
+    po_paths = {*I18N.glob("*.po"), *(I18N / f"{lang}.po" for lang in args.lang)}
+    for po_path in sorted(po_paths):
+        new, todo, dropped = merge(po_path, pot, not args.drop_obsolete)
         name = po_path.relative_to(ROOT)
+        entries = len([entry for entry in new if not entry.obsolete])
         print(
-            f"{name}: {len(new)} entries, {len(new) - len(todo)} translated, "
+            f"{name}: {entries} entries, {entries - len(todo)} translated, "
             f"{len([e for e in todo if e.fuzzy])} fuzzy, "
             f"{len([e for e in todo if not e.fuzzy])} untranslated, "
-            f"{len(dropped)} dropped"
+            f"{len(dropped)} no longer in the template"
         )
         for entry in todo:
             state = "fuzzy" if entry.fuzzy else "untranslated"
             print(f"  {state}: {entry.msgid!r}")
         for msgid in dropped:
-            print(f"  dropped: {msgid!r}")
+            print(f"  obsolete: {msgid!r}")
         if todo:
             status = 1
     return status

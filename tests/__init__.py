@@ -1,2 +1,3 @@
 from . import test_email_account
 from . import test_email_account_security
+from . import test_email_account_i18n
