@@ -349,20 +349,21 @@ class SmtpSession(smtplib.SMTP):
 
         smtplib encodes them as ASCII and fails on any other character,
         while RFC 4616 (PLAIN) specifies UTF-8 and servers accept it for
-        LOGIN too.
+        LOGIN too. ``_auth_challenge_count`` is smtplib's: its ``auth_login``
+        reads it to tell the user name challenge from the password one.
         """
         mechanism = mechanism.upper()
         initial_response = authobject() if initial_response_ok else None
         if initial_response is not None:
             response = base64.b64encode(initial_response.encode()).decode("ascii")
             code, reply = self.docmd("AUTH", f"{mechanism} {response}")
-            challenges = 1
+            self._auth_challenge_count = 1
         else:
             code, reply = self.docmd("AUTH", mechanism)
-            challenges = 0
+            self._auth_challenge_count = 0
         while code == 334:
-            challenges += 1
-            if challenges > _MAX_CHALLENGES:
+            self._auth_challenge_count += 1
+            if self._auth_challenge_count > _MAX_CHALLENGES:
                 raise smtplib.SMTPException(
                     f"Server AUTH mechanism loops; last reply: {code}"
                 )

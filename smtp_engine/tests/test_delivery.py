@@ -29,6 +29,7 @@ def test_plain_delivery(settings_for):
     assert result.queue_id is None
     assert result.recipient == "sender@example.com"
     assert len(server.messages) == 1
+    assert server.errors == []
     received = server.messages[0]
     assert received.mail_from == "sender@example.com"
     assert received.rcpt_tos == ["sender@example.com"]
@@ -72,6 +73,7 @@ def test_starttls_with_auth(settings_for, certs):
 
     assert result.ok, result.transcript
     assert result.step == Step.DONE
+    assert server.errors == []
     assert server.messages[0].auth_login == "mailbox"
     assert "* TLS established (TLS" in result.transcript
     assert result.transcript.index("C: STARTTLS") < result.transcript.index("AUTH")

@@ -1,0 +1,93 @@
+"""No password, in any encoding, may leak into a transcript, error or repr."""
+
+import base64
+
+import pytest
+
+from smtp_engine import send_test_message
+from smtp_engine.testing import LoopbackSmtpServer
+
+USER = "mailbox@example.com"
+PASSWORD = "Κωδικός-s3cret!"
+
+
+def _b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+FORBIDDEN = (PASSWORD, _b64(PASSWORD), _b64(f"\0{USER}\0{PASSWORD}"))
+
+
+def _assert_masked(settings, result):
+    for leak in FORBIDDEN:
+        assert leak not in result.transcript
+        assert leak not in result.error
+        assert leak not in result.reply
+        assert leak not in repr(settings)
+        assert leak not in repr(result)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_successful_login_is_masked(settings_for, certs, mechanism):
+    with LoopbackSmtpServer(
+        tls="ssl", certs=certs, auth={USER: PASSWORD}, auth_mechanisms=(mechanism,)
+    ) as server:
+        settings = settings_for(
+            server, auth_required=True, username=USER, password=PASSWORD
+        )
+        result = send_test_message(settings, "Main")
+
+    assert result.ok, result.transcript
+    # The non-ASCII password went through, encoded as UTF-8.
+    assert server.messages[0].auth_login == USER
+    assert f"C: AUTH {mechanism} ********" in result.transcript
+    if mechanism == "LOGIN":
+        # The password travels in its own line, answering a 334 challenge.
+        assert "\nS: 334 " in result.transcript
+        assert result.transcript.count("C: ********") == 1
+    _assert_masked(settings, result)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_refused_login_is_masked(settings_for, certs, mechanism):
+    with LoopbackSmtpServer(
+        tls="ssl",
+        certs=certs,
+        auth={USER: "another password"},
+        auth_mechanisms=(mechanism,),
+    ) as server:
+        settings = settings_for(
+            server, auth_required=True, username=USER, password=PASSWORD
+        )
+        result = send_test_message(settings, "Main")
+
+    assert result.hint == "login_refused"
+    assert "S: 535" in result.transcript
+    _assert_masked(settings, result)
+
+
+def test_separate_login_password_is_masked(settings_for, certs):
+    with LoopbackSmtpServer(tls="ssl", certs=certs, auth={USER: PASSWORD}) as server:
+        settings = settings_for(
+            server,
+            auth_required=True,
+            username="other",
+            password="mailbox password",
+            login=USER,
+            login_password=PASSWORD,
+        )
+        result = send_test_message(settings, "Main")
+
+    assert result.ok, result.transcript
+    _assert_masked(settings, result)
+    assert "mailbox password" not in repr(settings)
+
+
+def test_password_echoed_by_the_server_is_masked(settings_for):
+    with LoopbackSmtpServer(reject_sender=(550, f"5.7.1 no, {PASSWORD}")) as server:
+        settings = settings_for(server, password=PASSWORD)
+        result = send_test_message(settings, "Main")
+
+    assert result.hint == "sender_not_allowed"
+    assert result.reply == "5.7.1 no, ********"
+    _assert_masked(settings, result)
