@@ -265,6 +265,12 @@ class _Handler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
 
+    async def handle_QUIT(self, server, session, envelope):
+        self._server.commands.append("QUIT")
+        if self._server.drop_on_quit:
+            server.transport.close()
+        return "221 Bye"
+
     async def handle_exception(self, error):
         # A client that gives up during the TLS handshake (as ours does on a
         # bad certificate) is expected here, not a server error to log.
@@ -309,7 +315,8 @@ class LoopbackSmtpServer:
     ``tls`` is "starttls" (as real servers do) and always otherwise.
     ``reject_sender``, ``reject_recipient`` and ``reject_data`` are
     ``(code, text)`` replies for MAIL, RCPT and the end of DATA;
-    ``data_reply`` replaces the reply to an accepted message.
+    ``data_reply`` replaces the reply to an accepted message;
+    ``drop_on_quit`` closes the connection on QUIT without a reply.
 
     ``messages`` lists what was received, ``commands`` the commands seen,
     ``connections`` the number of client connections, ``errors`` the
@@ -334,6 +341,7 @@ class LoopbackSmtpServer:
         reject_recipient=None,
         reject_data=None,
         data_reply=None,
+        drop_on_quit=False,
         server_hostname="localhost",
         log_level=logging.ERROR,
     ):
@@ -354,6 +362,7 @@ class LoopbackSmtpServer:
         self.reject_recipient = reject_recipient
         self.reject_data = reject_data
         self.data_reply = data_reply
+        self.drop_on_quit = drop_on_quit
         self.server_hostname = server_hostname
         self.log_level = log_level
         self.messages = []

@@ -194,3 +194,14 @@ def test_queue_id_is_read_from_the_data_reply(settings_for):
     assert result.code == 250
     assert result.reply == "2.0.0 Ok: queued as ABC123"
     assert result.queue_id == "ABC123"
+
+
+def test_quit_failure_after_data_keeps_the_success(settings_for):
+    with LoopbackSmtpServer(drop_on_quit=True) as server:
+        result = send_test_message(settings_for(server), "Main")
+
+    assert result.ok, result.transcript
+    assert result.step == Step.DONE
+    assert result.code == 250
+    assert len(server.messages) == 1
+    assert "* QUIT failed after the message was accepted" in result.transcript
