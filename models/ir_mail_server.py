@@ -232,7 +232,10 @@ class IrMailServer(models.Model):
             )
         if mail_server_id:
             self._check_forced_mail_server(mail_server, allow_archived, smtp_from)
-        account = account.with_env(self.env)
+        # Whether this sender may use the account was decided by the routing
+        # (see mail.mail._filter_mail_mail_servers); the queue may run as a
+        # user who cannot read accounts.
+        account = account.sudo()
         settings = account._get_smtp_settings()
         try:
             connection = open_connection(settings)

@@ -5,6 +5,7 @@ Runs only when mass_mailing is installed: the addon does not depend on it.
 
 import unittest
 
+from odoo import SUPERUSER_ID
 from odoo.exceptions import ValidationError
 from odoo.tests import Form, new_test_user, tagged
 
@@ -108,4 +109,7 @@ class TestEmailAccountMassMailing(EmailAccountRoutingCase):
         )
         with self.assertRaises(ValidationError):
             mailing.action_send_mail()
+        # Nor when the mailing queue sends it on the marketer's behalf.
+        with self.assertRaises(ValidationError):
+            mailing.with_user(SUPERUSER_ID).action_send_mail()
         self.assertFalse(self.smtp_sales.messages)
