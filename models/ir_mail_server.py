@@ -60,7 +60,6 @@ class IrMailServer(models.Model):
 
     email_account_id = fields.Many2one(
         "email.account",
-        string="Email Account",
         readonly=True,
         copy=False,
         index="btree_not_null",

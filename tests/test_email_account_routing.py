@@ -310,7 +310,7 @@ class TestEmailAccountRouting(EmailAccountRoutingCase):
             groups="sales_team.group_sale_salesman",
         )
         lead = self.env["crm.lead"].create(
-            {"name": "Big deal", "partner_id": self.customer.id}
+            {"name": "Big deal", "partner_id": self.customer.id, "user_id": seller.id}
         )
         self.post_and_send(lead, seller)
 
