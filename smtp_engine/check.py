@@ -66,7 +66,6 @@ def send_test_message(settings, account_name, *, translate=_same, now=None):
     recipient = (settings.sender_email or "").strip()
     if missing_credentials(settings):
         return refusal(
-            settings,
             Step.AUTH,
             "auth_not_configured",
             "authentication required but no login or password given",
@@ -75,7 +74,6 @@ def send_test_message(settings, account_name, *, translate=_same, now=None):
         )
     if parse_address(recipient) is None:
         return refusal(
-            settings,
             Step.SENDER,
             "sender_invalid",
             f"invalid sender e-mail address: {recipient!r}",

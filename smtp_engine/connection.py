@@ -298,7 +298,7 @@ class SmtpSession(smtplib.SMTP):
             self.transcript.client(line)
         if self.sock is not None:
             self._apply_deadline()
-        super().send(s)
+        return super().send(s)
 
     def getreply(self):
         """Read one reply, recording each line, within the deadline.
@@ -376,7 +376,7 @@ class SmtpSession(smtplib.SMTP):
     def close(self):
         """Close the connection and stop the watchdog."""
         try:
-            super().close()
+            return super().close()
         finally:
             self._disarm_watchdog()
 
@@ -454,7 +454,7 @@ def failure(session, exc, started, **values):
     )
 
 
-def refusal(settings, step, hint, error, started, **values):
+def refusal(step, hint, error, started, **values):
     """Return a failed ``CheckResult`` for a problem found before connecting."""
     transcript = Transcript()
     transcript.event(f"Not connecting: {error}")
@@ -481,7 +481,6 @@ def open_connection(settings):
     if missing_credentials(settings):
         raise SmtpEngineError(
             refusal(
-                settings,
                 Step.AUTH,
                 "auth_not_configured",
                 "authentication required but no login or password given",

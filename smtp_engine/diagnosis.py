@@ -145,9 +145,16 @@ def diagnose_exception(exc, step, settings=None, *, timed_out=False):
         return "dns_failed", code, text
     if _find(exc, ConnectionRefusedError) is not None:
         return "connection_refused", code, text
-    if isinstance(exc, smtplib.SMTPNotSupportedError) or (
-        step == Step.AUTH and type(exc) is smtplib.SMTPException
-    ):
+    # smtplib says "No suitable authentication method found." with a bare
+    # SMTPException when the server offers only mechanisms it cannot use.
+    bare_auth_error = (
+        step == Step.AUTH
+        and isinstance(exc, smtplib.SMTPException)
+        and not isinstance(
+            exc, (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected)
+        )
+    )
+    if isinstance(exc, smtplib.SMTPNotSupportedError) or bare_auth_error:
         hints = {Step.TLS: "starttls_not_offered", Step.AUTH: "auth_not_offered"}
         return hints.get(step, "server_error"), code, text
     if code is not None:

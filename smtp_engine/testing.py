@@ -240,12 +240,12 @@ class _Handler:
     def _needs_auth(self, session):
         return bool(self._server.auth) and not session.authenticated
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+    async def handle_EHLO(self, _server, session, _envelope, hostname, responses):
         self._server.commands.append("EHLO")
         session.host_name = hostname
         return responses
 
-    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+    async def handle_MAIL(self, _server, session, envelope, address, mail_options):
         self._server.commands.append("MAIL")
         if self._needs_auth(session):
             return "530 5.7.0 Authentication required"
@@ -255,7 +255,7 @@ class _Handler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+    async def handle_RCPT(self, _server, session, envelope, address, rcpt_options):
         self._server.commands.append("RCPT")
         if self._needs_auth(session):
             return "530 5.7.0 Authentication required"
@@ -265,7 +265,7 @@ class _Handler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
 
-    async def handle_QUIT(self, server, session, envelope):
+    async def handle_QUIT(self, server, _session, _envelope):
         self._server.commands.append("QUIT")
         if self._server.drop_on_quit:
             server.transport.close()
@@ -277,7 +277,7 @@ class _Handler:
         self._server.errors.append(error)
         return f"500 Error: ({type(error).__name__}) {error}"
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, _server, session, envelope):
         self._server.commands.append("DATA")
         if self._server.reject_data:
             return _reply(self._server.reject_data)
@@ -372,7 +372,7 @@ class LoopbackSmtpServer:
         self._controller = None
         self._log_filter = None
 
-    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+    def _authenticate(self, _server, _session, _envelope, _mechanism, auth_data):
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
         if not isinstance(auth_data, LoginPassword):

@@ -10,6 +10,9 @@ registry for every test; these tests need none, so the fixtures of the same
 names below replace them for this folder only.
 """
 
+import threading
+import time
+
 import pytest
 
 from smtp_engine import SmtpSettings
@@ -41,6 +44,17 @@ def load_http():
 @pytest.fixture(scope="module", autouse=True)
 def enable_odoo_test_flag():
     """Replace pytest-odoo's test flag: no Odoo here."""
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind():
+    """Fail a test that leaves a server, watchdog or look-up thread running."""
+    before = set(threading.enumerate())
+    yield
+    give_up = time.monotonic() + 2
+    while (left := set(threading.enumerate()) - before) and time.monotonic() < give_up:
+        time.sleep(0.02)
+    assert not left, f"threads left running: {sorted(t.name for t in left)}"
 
 
 @pytest.fixture(scope="session")
