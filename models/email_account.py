@@ -621,24 +621,23 @@ class EmailAccount(models.Model):
     def _describe_sending_failure(self, result):
         """Translated reason why the engine could not connect for sending."""
         self.ensure_one()
-        translate = self.env._
         parts = [
-            translate(
+            self.env._(
                 "Sending through the e-mail account “%(account)s” failed at the "
                 "step “%(step)s”.",
                 account=self.display_name,
-                step=result.step_label(translate=translate),
+                step=result.step_label(translate=self.env._),
             )
         ]
         if result.code:
             parts.append(
-                translate(
+                self.env._(
                     "The server answered: %(code)s %(reply)s",
                     code=result.code,
                     reply=result.reply,
                 )
             )
-        hint = result.hint_text(translate=translate)
+        hint = result.hint_text(translate=self.env._)
         if hint:
             parts.append(hint)
         return "\n".join(parts)
