@@ -266,6 +266,19 @@ class TestEmailAccountRouting(EmailAccountRoutingCase):
         self.assertIn("Logging in", mail.failure_reason)
         self.assertFalse(self.smtp_sales.messages)
 
+    def test_failure_reason_is_in_the_language_of_the_sender(self):
+        self.env["res.lang"]._activate_lang("el_GR")
+        self.env["ir.module.module"]._load_module_terms(
+            ["email_account"], ["el_GR"], overwrite=True
+        )
+        self.account_support.smtp_port = refused_port()
+        mail = self.queue_mail("support@example.com")
+        mail.with_context(lang="el_GR").send()
+
+        self.assertEqual(mail.state, "exception")
+        self.assertIn("Σύνδεση με τον διακομιστή", mail.failure_reason)
+        self.assertIn("Κανείς δεν δέχτηκε τη σύνδεση", mail.failure_reason)
+
     def test_tls_certificate_is_verified_when_sending(self):
         # The engine verifies the server's certificate against the system
         # store: a certificate from an unknown authority is refused.
