@@ -19,7 +19,9 @@ path. The account is the only place where the settings live:
 * the display name of the account is applied to messages that leave through
   it without a name of their own, and a message forced through the account
   from another address leaves as the account (the original sender becomes
-  the Reply-To);
+  the Reply-To); the envelope sender is always the account's address, as
+  mail providers accept no other for an authenticated mailbox, so bounces
+  reach the account's mailbox rather than Odoo's bounce alias;
 * users see, pick and use only the servers of accounts of their companies
   (an ``ir.rule`` on the stored ``email_account_company_id``; routing checks
   are in ``mail.mail._filter_mail_mail_servers``).
@@ -256,4 +258,6 @@ class IrMailServer(models.Model):
         account._set_message_sender(message)
         # The envelope sender is the account too: the server accepts no other.
         envelope = extract_rfc2822_addresses(account.sender_email)
-        return envelope[-1] if envelope else smtp_from, smtp_to_list, message
+        if envelope:
+            smtp_from = envelope[-1]
+        return smtp_from, smtp_to_list, message
