@@ -3,6 +3,8 @@
 import email.policy
 import smtplib
 import time
+from collections.abc import Callable
+from datetime import datetime
 
 from .connection import (
     NETWORK_ERRORS,
@@ -16,9 +18,10 @@ from .connection import (
 from .diagnosis import decode_reply, describe_exception, parse_queue_id
 from .message import compose_test_message, parse_address
 from .result import CheckResult, Step
+from .settings import SmtpSettings
 
 
-def _same(text):
+def _same(text: str) -> str:
     return text
 
 
@@ -54,7 +57,13 @@ def _quit(session):
     session.step = Step.DONE
 
 
-def send_test_message(settings, account_name, *, translate=_same, now=None):
+def send_test_message(
+    settings: SmtpSettings,
+    account_name: str,
+    *,
+    translate: Callable[[str], str] = _same,
+    now: datetime | None = None,
+) -> CheckResult:
     """Send the test message of ``settings`` to its own sender address.
 
     Returns a ``CheckResult``: on success with the server's reply and queue

@@ -22,6 +22,7 @@ import time
 
 from .diagnosis import describe_exception, diagnose_exception
 from .result import CheckResult, SmtpEngineError, Step
+from .settings import SmtpSettings
 from .transcript import Transcript, secret_forms
 
 # smtplib's own limit for one reply line.
@@ -469,7 +470,7 @@ def refusal(step, hint, error, started, **values):
     )
 
 
-def open_connection(settings):
+def open_connection(settings: SmtpSettings) -> SmtpSession:
     """Return a connected, secured and logged-in session for ``settings``.
 
     The whole set-up must finish within ``settings.timeout``; afterwards the

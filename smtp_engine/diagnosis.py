@@ -6,6 +6,7 @@ import socket
 import ssl
 
 from .result import Step
+from .settings import SmtpSettings
 
 # OpenSSL reasons seen when a TLS client reads a plain-text SMTP greeting.
 _NOT_TLS_REASONS = frozenset(
@@ -71,7 +72,9 @@ def _is_send_as_refusal(text):
     return any(marker in lowered for marker in _SEND_AS_MARKERS)
 
 
-def diagnose_reply(step, code, text, settings=None):
+def diagnose_reply(
+    step: Step | str, code: int, text: str, settings: SmtpSettings | None = None
+) -> str:
     """Return the hint key for a refusing server reply at ``step``."""
     step = Step(step)
     encryption = settings.encryption if settings else None
@@ -120,7 +123,13 @@ def _diagnose_tls(exc, step, encryption):
     return "tls_failed"
 
 
-def diagnose_exception(exc, step, settings=None, *, timed_out=False):
+def diagnose_exception(
+    exc: BaseException,
+    step: Step | str,
+    settings: SmtpSettings | None = None,
+    *,
+    timed_out: bool = False,
+) -> tuple[str, int | None, str]:
     """Map a failure at ``step`` to ``(hint_key, code, reply_text)``.
 
     ``settings`` (an ``SmtpSettings``) refines the hint with the security
@@ -167,7 +176,7 @@ def diagnose_exception(exc, step, settings=None, *, timed_out=False):
     return "server_error", code, text
 
 
-def parse_queue_id(reply):
+def parse_queue_id(reply: str | bytes) -> str | None:
     """Return the queue id in the server's reply to the message data, or None.
 
     Understands "queued as X", "id=X" and "<X>", the forms used by the common

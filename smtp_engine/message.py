@@ -2,12 +2,14 @@
 
 import email.errors
 import html
+from collections.abc import Callable
 from datetime import datetime, timezone
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
 
+from .settings import SmtpSettings
 from .texts import (
     SECURITY_LABELS,
     TEST_CLOSING,
@@ -19,7 +21,7 @@ from .texts import (
 )
 
 
-def _same(text):
+def _same(text: str) -> str:
     return text
 
 
@@ -68,13 +70,13 @@ def _aware(now):
 
 
 def compose_test_message(
-    settings,
-    account_name,
+    settings: SmtpSettings,
+    account_name: str,
     *,
-    translate=_same,
-    now=None,
-    message_id_domain=None,
-):
+    translate: Callable[[str], str] = _same,
+    now: datetime | None = None,
+    message_id_domain: str | None = None,
+) -> EmailMessage:
     """Return the test message of ``settings`` as an ``EmailMessage``.
 
     It goes from the sender (display name and address) to the same address,

@@ -1,12 +1,13 @@
 """The outcome of an SMTP exchange: the step reached and the diagnosis."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
 from .texts import HINTS, STEP_LABELS
 
 
-def _same(text):
+def _same(text: str) -> str:
     return text
 
 
@@ -52,13 +53,13 @@ class CheckResult:
     elapsed: float = 0.0
     transcript: str = ""
 
-    def hint_text(self, translate=_same):
+    def hint_text(self, translate: Callable[[str], str] = _same) -> str:
         """Return the translated advice for the failure, or "" if none."""
         if not self.hint:
             return ""
         return translate(HINTS[self.hint])
 
-    def step_label(self, translate=_same):
+    def step_label(self, translate: Callable[[str], str] = _same) -> str:
         """Return the translated label of the step reached."""
         return translate(STEP_LABELS[Step(self.step).value])
 
@@ -69,7 +70,7 @@ class SmtpEngineError(Exception):
     ``result`` is the ``CheckResult`` that describes the failure.
     """
 
-    def __init__(self, result):
+    def __init__(self, result: CheckResult):
         self.result = result
         super().__init__(
             f"SMTP {result.step.value} failed: {result.error or result.reply}"

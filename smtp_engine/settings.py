@@ -42,7 +42,7 @@ class SmtpSettings:
         if not self.timeout > 0:
             raise ValueError(f"timeout must be positive, not {self.timeout!r}")
 
-    def credentials(self):
+    def credentials(self) -> tuple[str, str] | None:
         """Return the ``(login, password)`` pair to log in with, or None.
 
         None when the server does not require authentication; the separate
@@ -55,6 +55,6 @@ class SmtpSettings:
             return (self.login, self.login_password)
         return (self.username, self.password)
 
-    def secrets(self):
+    def secrets(self) -> tuple[str, ...]:
         """Return the non-empty passwords of these settings."""
         return tuple(s for s in (self.password, self.login_password) if s)
