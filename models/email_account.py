@@ -18,6 +18,7 @@ from email.utils import make_msgid
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import (
+    config,
     email_normalize,
     formataddr,
     plaintext2html,
@@ -25,12 +26,15 @@ from odoo.tools import (
 )
 from odoo.tools.mail import email_split_tuples
 
-from ..smtp_engine import SmtpSettings, send_test_message
+from ..smtp_engine import MESSAGE_TEXTS, SmtpSettings, send_test_message
 from ..tools import secret_box
 from .ir_mail_server import SYNC_CONTEXT_KEY
 
 _logger = logging.getLogger(__name__)
 
+# Option of the Odoo configuration file: a PEM bundle of extra certificate
+# authorities to trust, for SMTP servers with certificates of a private CA.
+CA_FILE_OPTION = "email_account_ca_file"
 MIN_TIMEOUT = 1
 MAX_TIMEOUT = 300
 DEFAULT_TIMEOUT = 30
@@ -352,26 +356,36 @@ class EmailAccount(models.Model):
         if self.smtp_port in standard_ports.values():
             self.smtp_port = standard_ports[self.smtp_encryption]
 
+    def _forget_clear_secrets(self):
+        # The ORM keeps a written value in its cache, and the web client
+        # reads the record back in the same request after saving: drop the
+        # clear text so that what goes back is the computed empty value.
+        self.invalidate_recordset(list(SECRET_FIELDS))
+
     @api.model
     def _normalize_vals(self, vals):
         vals = dict(vals)
         for field_name in ("smtp_host", "sender_email", "smtp_login", "username"):
             if isinstance(vals.get(field_name), str):
                 vals[field_name] = vals[field_name].strip()
-        if isinstance(vals.get("sender_email"), str):
-            vals["sender_email"] = (
-                email_normalize(vals["sender_email"]) or vals["sender_email"]
-            )
+        sender_email = vals.get("sender_email")
+        # Only a well-formed address is normalized: email_normalize would pick
+        # an address out of garbage and hide the user's mistake.
+        if isinstance(sender_email, str) and single_email_re.match(sender_email):
+            vals["sender_email"] = email_normalize(sender_email)
         return vals
 
     @api.model_create_multi
     def create(self, vals_list):
         accounts = super().create([self._normalize_vals(vals) for vals in vals_list])
+        accounts._forget_clear_secrets()
         accounts._sync_mail_server()
         return accounts
 
     def write(self, vals):
         result = super().write(self._normalize_vals(vals))
+        if SECRET_FIELDS.keys() & vals.keys():
+            self._forget_clear_secrets()
         if MAIL_SERVER_SOURCE_FIELDS.intersection(vals):
             self._sync_mail_server()
         return result
@@ -398,9 +412,13 @@ class EmailAccount(models.Model):
         in their chatter and summed up in one notification.
         """
         self.check_access("write")
-        translate = self.env._
-        # Resolve the language here: the worker threads have no cursor.
-        self.env.lang  # noqa: B018
+        # Translate in this thread: the workers have no cursor to look up
+        # the user's language with.
+        translations = {text: self.env._(text) for text in MESSAGE_TEXTS}
+
+        def translate(text):
+            return translations.get(text, text)
+
         jobs = [(account, account._get_smtp_settings()) for account in self]
         workers = min(MAX_PARALLEL_TESTS, len(jobs)) or 1
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -443,39 +461,40 @@ class EmailAccount(models.Model):
             login_password=login_password,
             sender_name=self.sender_name or "",
             sender_email=self.sender_email,
+            # Servers with certificates of a private CA: trust that CA too.
+            cafile=config.get(CA_FILE_OPTION) or None,
         )
 
     def _describe_test_result(self, result):
         """One translated sentence: what happened, where, and what to do."""
-        translate = self.env._
         if result.ok:
             if result.queue_id:
-                return translate(
+                return self.env._(
                     "The test message was sent to %(recipient)s and accepted by "
                     "the server (queue id %(queue_id)s).",
                     recipient=result.recipient,
                     queue_id=result.queue_id,
                 )
-            return translate(
+            return self.env._(
                 "The test message was sent to %(recipient)s and accepted by the "
                 "server.",
                 recipient=result.recipient,
             )
         parts = [
-            translate(
+            self.env._(
                 "The test failed at the step “%(step)s”.",
-                step=result.step_label(translate=translate),
+                step=result.step_label(translate=self.env._),
             )
         ]
         if result.code:
             parts.append(
-                translate(
+                self.env._(
                     "The server answered: %(code)s %(reply)s",
                     code=result.code,
                     reply=result.reply,
                 )
             )
-        hint = result.hint_text(translate=translate)
+        hint = result.hint_text(translate=self.env._)
         if hint:
             parts.append(hint)
         return "\n".join(parts)
@@ -500,7 +519,6 @@ class EmailAccount(models.Model):
         )
 
     def _test_notification(self, results):
-        translate = self.env._
         failed = [
             (account, result)
             for account, result in zip(self, results, strict=True)
@@ -508,19 +526,19 @@ class EmailAccount(models.Model):
         ]
         if len(self) == 1:
             title = (
-                translate("Test message sent")
+                self.env._("Test message sent")
                 if not failed
-                else translate("The account settings check failed")
+                else self.env._("The account settings check failed")
             )
             message = self.test_message
         else:
-            title = translate(
+            title = self.env._(
                 "%(ok)s of %(total)s accounts work",
                 ok=len(self) - len(failed),
                 total=len(self),
             )
             message = "\n".join(
-                translate(
+                self.env._(
                     "%(account)s: %(message)s",
                     account=account.display_name,
                     message=account.test_message,

@@ -12,11 +12,12 @@ from .diagnosis import diagnose_exception, diagnose_reply, parse_queue_id
 from .message import compose_test_message
 from .result import CheckResult, SmtpEngineError, Step
 from .settings import ENCRYPTIONS, SmtpSettings
-from .texts import HINTS, SECURITY_LABELS, STEP_LABELS
+from .texts import HINTS, MESSAGE_TEXTS, SECURITY_LABELS, STEP_LABELS
 
 __all__ = [
     "ENCRYPTIONS",
     "HINTS",
+    "MESSAGE_TEXTS",
     "SECURITY_LABELS",
     "STEP_LABELS",
     "CheckResult",

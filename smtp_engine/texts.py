@@ -145,6 +145,17 @@ TEST_LINES = (
 TEST_NO_LOGIN = _lt("(no authentication)")
 TEST_CLOSING = _lt("No reply is needed.")
 
+# Every text of the test message, for callers that translate them up front
+# (for example before handing the work to threads that cannot translate).
+MESSAGE_TEXTS = (
+    TEST_SUBJECT,
+    TEST_INTRO,
+    *TEST_LINES,
+    TEST_NO_LOGIN,
+    TEST_CLOSING,
+    *SECURITY_LABELS.values(),
+)
+
 
 def render(text, translate, params):
     """Translate ``text`` and fill in its ``%(name)s`` placeholders.

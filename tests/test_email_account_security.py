@@ -53,6 +53,33 @@ class TestEmailAccountSecurity(EmailAccountCase):
         account.unlink()
         self.assertFalse(account.exists())
 
+    def test_saving_from_the_form_never_echoes_the_password(self):
+        account = self.account.with_user(self.manager)
+        saved = account.web_save(
+            {"password": "typed-Pa55", "smtp_password": "typed-2"},
+            specification={"password": {}, "smtp_password": {}, "password_set": {}},
+        )
+        self.assertEqual(
+            saved,
+            [
+                {
+                    "id": account.id,
+                    "password": False,
+                    "smtp_password": False,
+                    "password_set": True,
+                }
+            ],
+        )
+        created = (
+            self.env["email.account"]
+            .with_user(self.manager)
+            .web_save(
+                self.account_values(name="New", password="typed-3"),
+                specification={"password": {}},
+            )
+        )
+        self.assertFalse(created[0]["password"])
+
     def test_system_administrator_is_a_manager(self):
         manager_group = self.env.ref("email_account.group_email_account_manager")
         self.assertIn(manager_group, self.env.ref("base.group_system").all_implied_ids)
