@@ -1,0 +1,165 @@
+"""The "Check Account Settings ..." button and server action, for real.
+
+Each test sends through a real SMTP server on loopback (aiosmtpd) and
+asserts what the server received and what the account stored and showed.
+"""
+
+import tempfile
+from unittest.mock import patch
+
+from odoo.tests import Form, tagged
+from odoo.tools import config
+
+from odoo.addons.email_account.smtp_engine.testing import (
+    LoopbackSmtpServer,
+    SilentServer,
+    make_test_certificates,
+    refused_port,
+)
+
+from .common import EmailAccountCase
+
+PASSWORD = "s3cret-Pa55"
+LOGIN_PASSWORD = "relay-Pa55"
+
+
+@tagged("post_install", "-at_install")
+class TestEmailAccountCheck(EmailAccountCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        certs_dir = cls.enterClassContext(tempfile.TemporaryDirectory())
+        cls.certs = make_test_certificates(certs_dir)
+        # Our test CA, as an administrator with a private CA would set it.
+        cls.startClassPatcher(
+            patch.dict(
+                config.options, {"email_account_ca_file": str(cls.certs.ca_cert)}
+            )
+        )
+        cls.plain = cls.enterClassContext(LoopbackSmtpServer())
+        cls.starttls = cls.enterClassContext(
+            LoopbackSmtpServer(
+                tls="starttls",
+                require_starttls=True,
+                certs=cls.certs,
+                auth={"sales@example.com": PASSWORD, "relay": LOGIN_PASSWORD},
+            )
+        )
+        cls.account.write({"smtp_port": cls.plain.port, "smtp_timeout": 5})
+
+    def setUp(self):
+        super().setUp()
+        for server in (self.plain, self.starttls):
+            server.messages.clear()
+
+    def secure_account(self, **overrides):
+        values = {
+            "name": "Secure",
+            "smtp_port": self.starttls.port,
+            "smtp_encryption": "starttls",
+            "smtp_auth_required": True,
+            "smtp_timeout": 5,
+        }
+        values.update(overrides)
+        return self.env["email.account"].create(self.account_values(**values))
+
+    def test_button_delivers_the_test_message_to_the_account(self):
+        action = self.account.action_send_test_message()
+
+        self.assertEqual(len(self.plain.messages), 1)
+        received = self.plain.messages[0]
+        self.assertEqual(received.mail_from, "sales@example.com")
+        self.assertEqual(received.rcpt_tos, ["sales@example.com"])
+        message = received.message
+        self.assertEqual(message["From"].addresses[0].display_name, "Sales Department")
+        self.assertEqual(message["To"].addresses[0].addr_spec, "sales@example.com")
+        self.assertIn("Sales", message["Subject"])
+        self.assertNotIn(PASSWORD, received.raw.decode("utf-8", "replace"))
+
+        self.assertEqual(self.account.test_state, "ok")
+        self.assertEqual(self.account.test_user_id, self.env.user)
+        self.assertTrue(self.account.test_date)
+        self.assertIn("sales@example.com", self.account.test_message)
+        self.assertIn(
+            "mail from:<sales@example.com>", self.account.test_transcript.lower()
+        )
+        self.assertEqual(action["params"]["type"], "success")
+        self.assertEqual(action["params"]["message"], self.account.test_message)
+        chatter = self.account.message_ids[0]
+        self.assertIn("sales@example.com", chatter.body)
+
+    def test_starttls_login_with_the_account_credentials(self):
+        account = self.secure_account()
+        account.action_send_test_message()
+        self.assertEqual(account.test_state, "ok", account.test_message)
+        self.assertEqual(self.starttls.messages[0].auth_login, "sales@example.com")
+        self.assertNotIn(PASSWORD, account.test_transcript)
+
+    def test_separate_login_is_used_when_given(self):
+        account = self.secure_account(smtp_login="relay", smtp_password=LOGIN_PASSWORD)
+        account.action_send_test_message()
+        self.assertEqual(account.test_state, "ok", account.test_message)
+        self.assertEqual(self.starttls.messages[0].auth_login, "relay")
+        self.assertNotIn(LOGIN_PASSWORD, account.test_transcript)
+
+    def test_wrong_password_names_the_step_and_what_to_do(self):
+        account = self.secure_account(password="wrong")
+        action = account.action_send_test_message()
+        self.assertEqual(account.test_state, "failed")
+        self.assertEqual(account.test_step, "Logging in")
+        self.assertIn("535", account.test_message)
+        self.assertIn("refused the user name or password", account.test_message)
+        self.assertFalse(self.starttls.messages)
+        self.assertNotIn("wrong", account.test_transcript.replace("wrong version", ""))
+        self.assertEqual(action["params"]["type"], "danger")
+        self.assertTrue(action["params"]["sticky"])
+
+    def test_untrusted_certificate_is_refused(self):
+        with patch.dict(config.options, {"email_account_ca_file": ""}):
+            account = self.secure_account()
+            account.action_send_test_message()
+        self.assertEqual(account.test_state, "failed")
+        self.assertEqual(account.test_step, "Setting up the encrypted connection (TLS)")
+        self.assertIn("certificate", account.test_message)
+
+    def test_failed_check_keeps_the_settings_and_allows_saving(self):
+        self.account.smtp_port = refused_port()
+        with Form(self.account) as form:
+            form.sender_name = "Renamed Sender"
+        self.account.action_send_test_message()
+        self.assertEqual(self.account.test_state, "failed")
+        self.assertEqual(self.account.sender_name, "Renamed Sender")
+        with Form(self.account) as form:
+            form.smtp_port = self.plain.port
+        self.assertEqual(self.account.smtp_port, self.plain.port)
+
+    def test_server_action_checks_many_accounts_and_sums_up(self):
+        silent = self.enterContext(SilentServer())
+        good = self.secure_account(name="Good")
+        refused = self.env["email.account"].create(
+            self.account_values(name="Refused", smtp_port=refused_port())
+        )
+        hanging = self.env["email.account"].create(
+            self.account_values(name="Hanging", smtp_port=silent.port, smtp_timeout=1)
+        )
+        accounts = self.account | good | refused | hanging
+        server_action = self.env.ref(
+            "email_account.email_account_action_check_settings"
+        )
+        action = server_action.with_context(
+            active_model="email.account", active_ids=accounts.ids
+        ).run()
+
+        self.assertEqual(
+            accounts.mapped("test_state"), ["ok", "ok", "failed", "failed"]
+        )
+        self.assertEqual(len(self.plain.messages) + len(self.starttls.messages), 2)
+        self.assertEqual(refused.test_step, "Connecting to the server")
+        self.assertIn("Nothing accepted the connection", refused.test_message)
+        self.assertEqual(hanging.test_step, "Waiting for the server's greeting")
+        self.assertIn("did not answer in time", hanging.test_message)
+        params = action["params"]
+        self.assertEqual(params["title"], "2 of 4 accounts work")
+        self.assertIn("Refused:", params["message"])
+        self.assertIn("Hanging:", params["message"])
+        self.assertNotIn("Good:", params["message"])
