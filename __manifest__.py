@@ -18,6 +18,7 @@
         "security/email_account_mail_server_security.xml",
         "security/ir.model.access.csv",
         "views/email_account_views.xml",
+        "views/ir_mail_server_views.xml",
         "data/email_account_data.xml",
     ],
     "uninstall_hook": "uninstall_hook",
