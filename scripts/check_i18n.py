@@ -81,7 +81,9 @@ TRANSLATED_ELEMENTS = {
     "progress", "q", "ruby", "s", "samp", "small", "span", "strong", "sub",
     "sup", "time", "u", "var", "wbr", "text", "select", "option",
 }  # fmt: skip
-SKIPPED_ELEMENTS = {"script", "style", "title"}
+# <attribute> of an inherited view holds an attribute's value, not text: it is
+# a term only for a translatable attribute (see record_terms).
+SKIPPED_ELEMENTS = {"script", "style", "title", "attribute"}
 
 # Translatable fields of the records an addon usually defines in XML. Record
 # rules are absent on purpose: ir.rule.name is not translatable in Odoo 19.
@@ -417,6 +419,9 @@ def record_terms(record, add):
         if model == "ir.ui.view" and name == "arch":
             for root in field:
                 view_terms(root, lambda text: add(text, f"view {xmlid}"))
+            for attribute in field.iter("attribute"):
+                if attribute.get("name") in TRANSLATED_ATTRS and attribute.text:
+                    add(attribute.text.strip(), f"view {xmlid}")
             continue
         kind = RECORD_FIELDS.get(model, {}).get(name)
         if kind == "text":
