@@ -63,8 +63,12 @@ def send_test_message(
     *,
     translate: Callable[[str], str] = _same,
     now: datetime | None = None,
+    date_text: str | None = None,
 ) -> CheckResult:
     """Send the test message of ``settings`` to its own sender address.
+
+    ``translate``, ``now`` and ``date_text`` are those of
+    ``compose_test_message``.
 
     Returns a ``CheckResult``: on success with the server's reply and queue
     id, on failure with the failing step, the server's reply, a hint and the
@@ -89,7 +93,9 @@ def send_test_message(
             started,
             recipient=recipient,
         )
-    message = compose_test_message(settings, account_name, translate=translate, now=now)
+    message = compose_test_message(
+        settings, account_name, translate=translate, now=now, date_text=date_text
+    )
     message_id = message["Message-ID"]
     data = message.as_bytes(policy=email.policy.SMTP)
     session = SmtpSession(settings, deadline=Deadline(settings.timeout))

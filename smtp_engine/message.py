@@ -76,13 +76,16 @@ def compose_test_message(
     translate: Callable[[str], str] = _same,
     now: datetime | None = None,
     message_id_domain: str | None = None,
+    date_text: str | None = None,
 ) -> EmailMessage:
     """Return the test message of ``settings`` as an ``EmailMessage``.
 
     It goes from the sender (display name and address) to the same address,
     and its plain-text and HTML parts say which account, server, port,
     security and login were used, and when; never a password. ``translate``
-    translates the English texts; ``now`` fixes the date (default: now).
+    translates the English texts; ``now`` fixes the date (default: now);
+    ``date_text`` is that date as the reader's language writes it (default:
+    ISO 8601).
     Raises ``ValueError`` if the sender address is not valid.
     """
     address = parse_address(settings.sender_email)
@@ -102,7 +105,7 @@ def compose_test_message(
         "port": settings.port,
         "security": translate(SECURITY_LABELS[settings.encryption]),
         "login": credentials[0] if credentials else translate(TEST_NO_LOGIN),
-        "date": now.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "date": date_text or now.strftime("%Y-%m-%d %H:%M:%S %z"),
     }
     intro = render(TEST_INTRO, translate, params)
     lines = [render(line, translate, params) for line in TEST_LINES]
