@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timezone
 from email.utils import make_msgid
 
 from odoo import api, fields, models
@@ -20,6 +21,7 @@ from odoo.exceptions import UserError, ValidationError
 from odoo.tools import (
     config,
     email_normalize,
+    format_datetime,
     formataddr,
     plaintext2html,
     single_email_re,
@@ -420,11 +422,21 @@ class EmailAccount(models.Model):
             return translations.get(text, text)
 
         jobs = [(account, account._get_smtp_settings()) for account in self]
+        # One moment for every account, written as the user's language and
+        # time zone write it.
+        now = fields.Datetime.now()
+        date_text = format_datetime(self.env, now, dt_format="medium")
+        now = now.replace(tzinfo=timezone.utc)
         workers = min(MAX_PARALLEL_TESTS, len(jobs)) or 1
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [
                 pool.submit(
-                    send_test_message, settings, account.name, translate=translate
+                    send_test_message,
+                    settings,
+                    account.name,
+                    translate=translate,
+                    now=now,
+                    date_text=date_text,
                 )
                 for account, settings in jobs
             ]

@@ -88,6 +88,19 @@ class TestEmailAccountCheck(EmailAccountCase):
         chatter = self.account.message_ids[0]
         self.assertIn("sales@example.com", chatter.body)
 
+    def test_date_in_the_message_follows_the_user_language(self):
+        self.env["res.lang"]._activate_lang("de_DE")
+        for lang, pattern in (
+            ("en_US", r"Sent at: \d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2} [AP]M"),
+            ("de_DE", r"\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2}"),
+        ):
+            self.plain.messages.clear()
+            self.account.with_context(lang=lang).action_send_test_message()
+            body = self.plain.messages[0].message.get_body(("plain",)).get_content()
+            with self.subTest(lang=lang):
+                self.assertRegex(body, pattern)
+                self.assertNotRegex(body, r"\d{4}-\d{2}-\d{2}")
+
     def test_starttls_login_with_the_account_credentials(self):
         account = self.secure_account()
         account.action_send_test_message()
