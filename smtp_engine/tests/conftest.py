@@ -4,10 +4,6 @@ The repository root is the Odoo addon and its ``__init__.py`` imports Odoo.
 pytest imports the ``__init__.py`` of every package directory it collects
 through, so it would import Odoo; these tests import ``smtp_engine`` as a
 top-level package instead, and collect the directories as plain folders.
-
-When the pytest-odoo plugin is installed, its autouse fixtures start an Odoo
-registry for every test; these tests need none, so the fixtures of the same
-names below replace them for this folder only.
 """
 
 import threading
@@ -29,21 +25,6 @@ class _PlainDirectories:
 
 def pytest_configure(config):
     config.pluginmanager.register(_PlainDirectories(), "smtp-engine-plain-dirs")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def load_registry():
-    """Replace pytest-odoo's registry loading: no Odoo here."""
-
-
-@pytest.fixture(scope="session", autouse=True)
-def load_http():
-    """Replace pytest-odoo's HTTP server start: no Odoo here."""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def enable_odoo_test_flag():
-    """Replace pytest-odoo's test flag: no Odoo here."""
 
 
 @pytest.fixture(autouse=True)
