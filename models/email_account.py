@@ -492,12 +492,17 @@ class EmailAccount(models.Model):
                 "server.",
                 recipient=result.recipient,
             )
-        parts = [
+        return self._describe_failure(
+            result,
             self.env._(
                 "The test failed at the step “%(step)s”.",
                 step=result.step_label(translate=self.env._),
-            )
-        ]
+            ),
+        )
+
+    def _describe_failure(self, result, headline):
+        """``headline``, then the server's answer and the hint, one a line."""
+        parts = [headline]
         if result.code:
             parts.append(
                 self.env._(
@@ -651,26 +656,15 @@ class EmailAccount(models.Model):
     def _describe_sending_failure(self, result):
         """Translated reason why the engine could not connect for sending."""
         self.ensure_one()
-        parts = [
+        return self._describe_failure(
+            result,
             self.env._(
                 "Sending through the e-mail account “%(account)s” failed at the "
                 "step “%(step)s”.",
                 account=self.display_name,
                 step=result.step_label(translate=self.env._),
-            )
-        ]
-        if result.code:
-            parts.append(
-                self.env._(
-                    "The server answered: %(code)s %(reply)s",
-                    code=result.code,
-                    reply=result.reply,
-                )
-            )
-        hint = result.hint_text(translate=self.env._)
-        if hint:
-            parts.append(hint)
-        return "\n".join(parts)
+            ),
+        )
 
     # Sending API
     #
