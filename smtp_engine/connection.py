@@ -13,7 +13,9 @@ logs in; both the test message and ``open_connection`` use it.
 
 import base64
 import contextlib
+import functools
 import ipaddress
+import os
 import smtplib
 import socket
 import ssl
@@ -169,14 +171,30 @@ def tls_context(settings):
 
     Certificates and host names are verified against the system's trusted
     authorities plus ``settings.cafile``, unless ``verify_tls`` is off.
+    Loading the system's authorities costs tens of milliseconds, several
+    times a whole SMTP exchange on a fast network, so contexts are shared
+    between connections: an ``SSLContext`` may serve many sockets and
+    threads at once. A changed CA file gives a new context.
     """
-    context = ssl.create_default_context()
+    cafile_stamp = None
     if settings.cafile:
         try:
-            context.load_verify_locations(cafile=settings.cafile)
-        except (OSError, ssl.SSLError) as exc:
+            stat = os.stat(settings.cafile)
+        except OSError as exc:
             raise ValueError(f"cannot load CA file {settings.cafile}: {exc}") from exc
-    if not settings.verify_tls:
+        cafile_stamp = (stat.st_mtime_ns, stat.st_size)
+    return _shared_tls_context(settings.cafile, cafile_stamp, settings.verify_tls)
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_tls_context(cafile, _cafile_stamp, verify_tls):
+    context = ssl.create_default_context()
+    if cafile:
+        try:
+            context.load_verify_locations(cafile=cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load CA file {cafile}: {exc}") from exc
+    if not verify_tls:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context

@@ -270,3 +270,18 @@ def test_certificate_of_an_unknown_authority_without_cafile(settings_for, certs)
 
     assert result.step == Step.TLS
     assert result.hint == "certificate_untrusted"
+
+
+def test_replaced_ca_file_is_read_again(settings_for, certs, tmp_path):
+    # TLS contexts are shared between connections; one built from an old
+    # version of a CA file must not outlive the file's content.
+    cafile = tmp_path / "ca.pem"
+    cafile.write_bytes(certs.ca_cert.read_bytes())
+    with LoopbackSmtpServer(tls="ssl", certs=certs) as server:
+        trusted = send_test_message(settings_for(server, cafile=str(cafile)), "Test")
+        cafile.write_bytes(certs.self_signed_cert.read_bytes() + b"\n")
+        untrusted = _check(settings_for(server, cafile=str(cafile)))
+
+    assert trusted.ok, trusted.error
+    assert untrusted.step == Step.TLS
+    assert untrusted.hint == "certificate_untrusted"
