@@ -27,11 +27,8 @@ import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 
-# The repository root is the Odoo addon, whose __init__.py imports Odoo:
-# import the engine as a top-level package from the root instead.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import fail_on_threads_left, running_threads
 
 from smtp_engine import (
     SmtpEngineError,
@@ -168,7 +165,7 @@ def main(argv=None):
         raise SystemExit("--repeat must be at least 1")
     timeout = args.timeout
     cap = args.cap_factor * timeout
-    threads_before = set(threading.enumerate())
+    threads_before = running_threads()
     print(
         f"T = {timeout:g} s; smtplib is stopped at the cap of {cap:g} s; "
         f"late means more than T + {SLACK:g} s; "
@@ -208,13 +205,7 @@ def main(argv=None):
         baseline, capped = medians[server_name, clients[2][0]]
         ratio = f"< {engine / baseline:.2f}" if capped else f"{engine / baseline:.2f}"
         print(f"  {server_name:11}{ratio}")
-    give_up = time.monotonic() + 2
-    while (left := set(threading.enumerate()) - threads_before) and (
-        time.monotonic() < give_up
-    ):
-        time.sleep(0.02)
-    if left:
-        raise SystemExit(f"threads left running: {sorted(t.name for t in left)}")
+    fail_on_threads_left(threads_before)
     return 0
 
 

@@ -29,14 +29,10 @@ import ssl
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from email.message import EmailMessage
-from pathlib import Path
 
-# The repository root is the Odoo addon, whose __init__.py imports Odoo:
-# import the engine as a top-level package from the root instead.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import fail_on_threads_left, running_threads
 
 from smtp_engine import (
     SmtpSettings,
@@ -253,7 +249,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.count < 1 or args.warmup < 0:
         raise SystemExit("--count must be at least 1 and --warmup at least 0")
-    threads_before = set(threading.enumerate())
+    threads_before = running_threads()
     started = time.perf_counter()
     print(
         f"Python {sys.version.split()[0]}, OpenSSL {ssl.OPENSSL_VERSION.split()[1]}, "
@@ -295,13 +291,7 @@ def main(argv=None):
                 samples = run_mode(mode, args.count, args.warmup)
             report(mode, samples, args.count)
     print(f"\nwhole run: {time.perf_counter() - started:.1f} s")
-    give_up = time.monotonic() + 2
-    while (left := set(threading.enumerate()) - threads_before) and (
-        time.monotonic() < give_up
-    ):
-        time.sleep(0.02)
-    if left:
-        raise SystemExit(f"threads left running: {sorted(t.name for t in left)}")
+    fail_on_threads_left(threads_before)
     return 0
 
 

@@ -1,0 +1,27 @@
+"""What both benchmark scripts need before and after their run.
+
+Importing this module puts the repository root on ``sys.path``: the root is
+the Odoo addon, whose ``__init__.py`` imports Odoo, so the scripts import the
+engine as the top-level package ``smtp_engine`` instead.
+"""
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def running_threads():
+    """The threads running now, to compare with after the run."""
+    return set(threading.enumerate())
+
+
+def fail_on_threads_left(before, wait=2.0):
+    """Exit with an error if threads started during the run still run."""
+    give_up = time.monotonic() + wait
+    while (left := running_threads() - before) and time.monotonic() < give_up:
+        time.sleep(0.02)
+    if left:
+        raise SystemExit(f"threads left running: {sorted(t.name for t in left)}")
