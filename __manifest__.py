@@ -15,7 +15,6 @@
     "depends": ["mail"],
     "data": [
         "security/email_account_security.xml",
-        "security/email_account_mail_server_security.xml",
         "security/ir.model.access.csv",
         "views/email_account_views.xml",
         "views/ir_mail_server_views.xml",

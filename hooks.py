@@ -1,17 +1,12 @@
 """Install and uninstall hooks."""
 
-from .models.ir_mail_server import SYNC_CONTEXT_KEY
-
 
 def uninstall_hook(env):
     """Leave no outgoing mail server behind that only this addon can drive.
 
-    The servers that back the accounts store no password and are useless
-    without the addon, so they go. Mail waiting for them (queued, or failed
-    and possibly retried by hand) is released first: it is then routed like
-    any other mail by its sender address instead of pointing at a server
-    that no longer exists. Mailings and templates lose the server the same
-    way, through the foreign keys.
+    Deleting the accounts deletes their servers (the database cascades);
+    mail waiting for one of them loses its server and is then routed by its
+    sender address like any other mail.
     """
     servers = (
         env["ir.mail_server"]
@@ -19,23 +14,12 @@ def uninstall_hook(env):
         .with_context(active_test=False)
         .search([("email_account_id", "!=", False)])
     )
-    if not servers:
-        return
-    env["mail.mail"].sudo().search(
-        [
-            ("mail_server_id", "in", servers.ids),
-            ("state", "in", ("outgoing", "exception")),
-        ]
-    ).write({"mail_server_id": False})
-    default_server = (
-        env["ir.config_parameter"].sudo().get_param("mass_mailing.mail_server_id")
-    )
+    parameters = env["ir.config_parameter"].sudo()
+    default_server = parameters.get_param("mass_mailing.mail_server_id")
     if (
         default_server
         and default_server.isdigit()
         and int(default_server) in servers.ids
     ):
-        env["ir.config_parameter"].sudo().set_param(
-            "mass_mailing.mail_server_id", False
-        )
-    servers.with_context(**{SYNC_CONTEXT_KEY: True}).unlink()
+        parameters.set_param("mass_mailing.mail_server_id", False)
+    env["email.account"].sudo().with_context(active_test=False).search([]).unlink()

@@ -30,7 +30,6 @@ from odoo.tools.mail import email_split_tuples
 
 from ..smtp_engine import MESSAGE_TEXTS, SmtpSettings, send_test_message
 from ..tools import secret_box
-from .ir_mail_server import SYNC_CONTEXT_KEY
 
 _logger = logging.getLogger(__name__)
 
@@ -44,7 +43,9 @@ DEFAULT_TIMEOUT = 30
 # enough and keep a single worker from opening dozens of sockets at once.
 MAX_PARALLEL_TESTS = 8
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Control characters, and the Unicode line and paragraph separators that some
+# mail software folds headers at.
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 TEXT_FIELDS = (
@@ -66,18 +67,14 @@ MAIL_SERVER_ENCRYPTION = {
     "starttls": "starttls_strict",
     "ssl": "ssl_strict",
 }
-# Fields that the backing outgoing mail server mirrors.
-MAIL_SERVER_SOURCE_FIELDS = {
-    "name",
-    "username",
-    "sender_email",
+# A stored password goes only where these say: changing one drops it.
+SECRET_BINDING_FIELDS = (
     "smtp_host",
     "smtp_port",
     "smtp_encryption",
-    "smtp_auth_required",
+    "username",
     "smtp_login",
-    "active",
-}
+)
 
 
 def is_valid_host(host):
@@ -218,6 +215,29 @@ class EmailAccount(models.Model):
         help="Leave empty to share the account between all companies.",
     )
     active = fields.Boolean(default=True, tracking=True)
+    # Who may send through the account (see _usable_by)
+    allowed_senders = fields.Selection(
+        selection=[
+            ("account_users", "Email Accounts users"),
+            ("internal_users", "All internal users"),
+        ],
+        string="Who May Send",
+        required=True,
+        default="account_users",
+        tracking=True,
+        help="Email Accounts users: only the members of the group Email "
+        "Accounts / User of the account's companies send through it.\n"
+        "All internal users: every internal user of the account's companies.\n"
+        "Anybody else's mail from this address leaves as if the account did "
+        "not exist.",
+    )
+    allow_system_mail = fields.Boolean(
+        string="Odoo's System Mail",
+        tracking=True,
+        help="Also send the mail that Odoo sends on nobody's behalf "
+        "(notifications, digests, scheduled jobs) through this account, "
+        "for example for the company's notifications address.",
+    )
     mail_server_id = fields.Many2one(
         "ir.mail_server",
         string="Outgoing Mail Server",
@@ -258,15 +278,6 @@ class EmailAccount(models.Model):
         "credentials are masked.",
     )
 
-    _smtp_port_range = models.Constraint(
-        "CHECK(smtp_port BETWEEN 1 AND 65535)",
-        "The SMTP port must be between 1 and 65535.",
-    )
-    _smtp_timeout_range = models.Constraint(
-        f"CHECK(smtp_timeout BETWEEN {MIN_TIMEOUT} AND {MAX_TIMEOUT})",
-        "The SMTP timeout is out of range.",
-    )
-
     def _compute_password(self):
         # Write-only: a stored password never travels back to a client.
         self.password = False
@@ -279,6 +290,7 @@ class EmailAccount(models.Model):
                 if value:
                     account.sudo()[token_field] = secret_box.encrypt(value)
 
+    @api.depends("password_token", "smtp_password_token")
     def _compute_password_set(self):
         for account in self:
             stored = account.sudo()
@@ -358,6 +370,25 @@ class EmailAccount(models.Model):
         if self.smtp_port in standard_ports.values():
             self.smtp_port = standard_ports[self.smtp_encryption]
 
+    @api.onchange(*SECRET_BINDING_FIELDS)
+    def _onchange_secret_binding(self):
+        stored = self._origin
+        if not (stored and (stored.password_set or stored.smtp_password_set)):
+            return None
+        if all(self[name] == stored[name] for name in SECRET_BINDING_FIELDS):
+            return None
+        return {
+            "warning": {
+                "title": self.env._("The stored password will be removed"),
+                "message": self.env._(
+                    "A stored password is only ever sent to the server, port, "
+                    "security and login it was entered for. Saving this change "
+                    "removes it: enter the password again before you save."
+                ),
+                "type": "notification",
+            }
+        }
+
     def _forget_clear_secrets(self):
         # The ORM keeps a written value in its cache, and the web client
         # reads the record back in the same request after saving: drop the
@@ -377,6 +408,19 @@ class EmailAccount(models.Model):
             vals["sender_email"] = email_normalize(sender_email)
         return vals
 
+    def _moved_away_from_secrets(self, vals):
+        """The accounts whose stored secrets ``vals`` would send elsewhere."""
+        changed = [name for name in SECRET_BINDING_FIELDS if name in vals]
+        return self.filtered(
+            lambda account: (
+                (account.password_set or account.smtp_password_set)
+                and any(
+                    (account[name] or False) != (vals[name] or False)
+                    for name in changed
+                )
+            )
+        )
+
     @api.model_create_multi
     def create(self, vals_list):
         accounts = super().create([self._normalize_vals(vals) for vals in vals_list])
@@ -385,19 +429,21 @@ class EmailAccount(models.Model):
         return accounts
 
     def write(self, vals):
-        result = super().write(self._normalize_vals(vals))
+        vals = self._normalize_vals(vals)
+        moved = self._moved_away_from_secrets(vals)
+        result = super().write(vals)
+        if moved:
+            moved._remove_secrets(
+                [name for name in SECRET_FIELDS if not vals.get(name)],
+                self.env._(
+                    "The stored password was removed because the server, port, "
+                    "security or login changed. Enter it again."
+                ),
+            )
         if SECRET_FIELDS.keys() & vals.keys():
             self._forget_clear_secrets()
-        if MAIL_SERVER_SOURCE_FIELDS.intersection(vals):
-            self._sync_mail_server()
+        self._sync_mail_server()
         return result
-
-    def unlink(self):
-        # Through the ORM rather than the database cascade, so that the
-        # server's own unlink logic runs too.
-        self.check_access("unlink")
-        self.sudo().mail_server_id.with_context(**{SYNC_CONTEXT_KEY: True}).unlink()
-        return super().unlink()
 
     def copy_data(self, default=None):
         vals_list = super().copy_data(default=default)
@@ -405,6 +451,27 @@ class EmailAccount(models.Model):
             if "name" not in (default or {}):
                 vals["name"] = self.env._("%s (copy)", account.name)
         return vals_list
+
+    def action_remove_password(self):
+        """Forget the stored password of the mailbox."""
+        self._remove_secrets(
+            ["password"], self.env._("The stored password was removed.")
+        )
+
+    def action_remove_smtp_password(self):
+        """Forget the stored separate password."""
+        self._remove_secrets(
+            ["smtp_password"], self.env._("The stored separate password was removed.")
+        )
+
+    def _remove_secrets(self, field_names, note):
+        self.check_access("write")
+        tokens = {SECRET_FIELDS[name]: False for name in field_names}
+        for account in self:
+            stored = account.sudo()
+            if any(stored[token] for token in tokens):
+                stored.write(tokens)
+                account.message_post(body=note, subtype_xmlid="mail.mt_note")
 
     def action_send_test_message(self):
         """Send a real message from each account to its own address.
@@ -576,7 +643,13 @@ class EmailAccount(models.Model):
 
     # Outgoing mail server: the account's place in Odoo's mail stack
 
-    def _prepare_mail_server_values(self):
+    def _mail_server_values(self):
+        """Everything the account's server shows, as the account says it.
+
+        The one mapping between the two: the server refuses any other value
+        (see ``ir.mail_server._check_account_values``). The connection
+        itself never reads the server: it uses the account's settings.
+        """
         self.ensure_one()
         login = (self.smtp_login or self.username) if self.smtp_auth_required else ""
         return {
@@ -585,51 +658,51 @@ class EmailAccount(models.Model):
             "smtp_host": self.smtp_host,
             "smtp_port": self.smtp_port,
             "smtp_encryption": MAIL_SERVER_ENCRYPTION[self.smtp_encryption],
-            "smtp_authentication": "login",
             "smtp_user": login or False,
-            # Never a copy of the password: the connection gets it from the
-            # account, decrypted at that moment (see ir.mail_server._connect__).
-            "smtp_pass": False,
             "active": self.active,
-            "email_account_id": self.id,
         }
 
     def _sync_mail_server(self):
-        """Create or update the outgoing mail server of each account."""
-        servers = (
-            self.env["ir.mail_server"]
-            .sudo()
-            .with_context(active_test=False, **{SYNC_CONTEXT_KEY: True})
-        )
+        """Create the outgoing mail server of each account, or bring it up to date."""
+        servers = self.env["ir.mail_server"].sudo().with_context(active_test=False)
         for account in self.sudo():
-            values = account._prepare_mail_server_values()
-            server = account.mail_server_id.with_env(servers.env)
+            server = account.mail_server_id
             if not server:
-                account.mail_server_id = servers.create(values)
-                continue
+                account.mail_server_id = servers.create(
+                    {**account._mail_server_values(), "email_account_id": account.id}
+                )
             # Only what changed: archiving a server runs core's usage checks,
             # which must not block an unrelated change of an archived account.
-            current = server._convert_to_write({name: server[name] for name in values})
-            changed = {
-                name: value
-                for name, value in values.items()
-                if (current[name] or False) != (value or False)
-            }
-            if changed:
-                server.write(changed)
+            elif changes := server._email_account_differences():
+                server.write(changes)
 
-    def _may_be_used_by(self, users):
-        """Whether all ``users`` may send through this account.
+    def _usable_by(self, user):
+        """The accounts of ``self`` that ``user`` may send through.
 
-        True for a shared account, or when each user works in the account's
-        company; also True on an empty recordset (no account, no limit).
+        ``user`` is the person responsible for a message; the superuser, or
+        an empty ``res.users``, stands for Odoo's own system mail. The rule:
+        the account belongs to none or one of the user's companies, and the
+        user is a member of Email Accounts / User, or an internal user when
+        the account allows all of them. System mail goes only through the
+        accounts that allow it.
         """
-        if not self:
-            return True
-        self.ensure_one()
-        company = self.sudo().company_id
-        return not company or all(
-            user._is_superuser() or company in user.company_ids for user in users
+        accounts = self.sudo()
+        if not user or user._is_superuser():
+            return self.browse(accounts.filtered("allow_system_mail").ids)
+        companies = user.sudo().company_ids
+        if user.has_group("email_account.group_email_account_user"):
+            allowed = set(dict(self._fields["allowed_senders"].selection))
+        elif user._is_internal():
+            allowed = {"internal_users"}
+        else:
+            allowed = set()
+        return self.browse(
+            accounts.filtered(
+                lambda account: (
+                    account.allowed_senders in allowed
+                    and (not account.company_id or account.company_id in companies)
+                )
+            ).ids
         )
 
     def _set_message_sender(self, message):
@@ -682,7 +755,7 @@ class EmailAccount(models.Model):
         :param company: a ``res.company``: only its accounts and the shared
             ones
         :param user: a ``res.users``: only the accounts the user may send
-            through (shared, or of one of the user's companies)
+            through (see ``_usable_by``)
         :return: one active account, an account of a company before a shared
             one, in the usual order otherwise; in the caller's environment
         """
@@ -696,9 +769,9 @@ class EmailAccount(models.Model):
             domain.append(("sender_email", "=", address))
         if company:
             domain.append(("company_id", "in", [company.id, False]))
-        if user and not user._is_superuser():
-            domain.append(("company_id", "in", [*user.company_ids.ids, False]))
         accounts = self.sudo().search(domain)
+        if user:
+            accounts = accounts._usable_by(user)
         best = accounts.sorted(lambda account: not account.company_id)[:1]
         return self.browse(best.ids)
 

@@ -1,15 +1,15 @@
-"""Keep the mail queue from sending through accounts of other companies.
+"""The mail queue sends through an account only for the people it allows.
 
-The queue picks servers for a message among those the message may use
-(``_filter_mail_mail_servers``); an account's server is among them only when
-the account is shared or belongs to a company of the users behind the
-message: the user who created it and the users of its author. The author
-counts because scheduled sending (a mass mailing's queue, for instance)
-creates the message as the superuser on behalf of its author. The same check
-refuses a message forced onto such a server.
+The person responsible for a mail is the user who created its message: a
+value the ORM sets and no client can choose, unlike the author, a mailing's
+responsible or the From. Mail the superuser created (crons, the mailing
+queue, the mail gateway) is Odoo's own system mail, except incoming e-mail,
+which is nobody's to send through an account.
 """
 
 from odoo import models
+
+from .ir_mail_server import QUEUE_ROUTED_KEY
 
 
 class MailMail(models.Model):
@@ -17,8 +17,24 @@ class MailMail(models.Model):
 
     def _filter_mail_mail_servers(self, mail_servers):
         mail_servers = super()._filter_mail_mail_servers(mail_servers)
-        messages = self.sudo().mail_message_id
-        senders = messages.create_uid | messages.author_id.user_ids
+        accounts = mail_servers.sudo().email_account_id
+        for message in self.sudo().mail_message_id:
+            if not accounts:
+                break
+            creator = message.create_uid
+            if creator and not creator._is_superuser():
+                accounts = accounts._usable_by(creator)
+            elif message.message_type == "email" or not creator:
+                accounts = accounts.browse()
+            else:
+                accounts = accounts._usable_by(creator.browse())
         return mail_servers.filtered(
-            lambda server: server.sudo().email_account_id._may_be_used_by(senders)
+            lambda server: server.sudo().email_account_id <= accounts
+        )
+
+    def send(self, auto_commit=False, raise_exception=False, post_send_callback=None):
+        return super(MailMail, self.with_context(**{QUEUE_ROUTED_KEY: True})).send(
+            auto_commit=auto_commit,
+            raise_exception=raise_exception,
+            post_send_callback=post_send_callback,
         )

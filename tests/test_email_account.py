@@ -155,9 +155,11 @@ class TestEmailAccount(EmailAccountCase):
         )
         settings = self.account._get_smtp_settings()
         self.assertEqual(settings.credentials(), ("relay-user", "relay-Pa55"))
-        self.account.smtp_login = False
+        # Another login is another destination for the password: it goes
+        # unless the same save brings one.
+        self.account.write({"smtp_login": False, "password": "n3w-Pa55"})
         settings = self.account._get_smtp_settings()
-        self.assertEqual(settings.credentials(), ("sales@example.com", "s3cret-Pa55"))
+        self.assertEqual(settings.credentials(), ("sales@example.com", "n3w-Pa55"))
 
     def test_copy_keeps_settings_but_not_secrets_nor_test_result(self):
         self.account.sudo().write({"test_state": "ok"})

@@ -27,7 +27,8 @@ class TestEmailAccountMassMailing(EmailAccountRoutingCase):
             cls.env,
             login="routing_marketer_a",
             email="marketer@example.net",
-            groups="mass_mailing.group_mass_mailing_user",
+            groups="mass_mailing.group_mass_mailing_user,"
+            "email_account.group_email_account_user",
         )
         cls.marketer_b = new_test_user(
             cls.env,

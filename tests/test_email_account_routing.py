@@ -11,7 +11,9 @@ import time
 from email.message import EmailMessage
 from unittest.mock import patch
 
-from odoo.exceptions import AccessError, UserError, ValidationError
+from psycopg2 import IntegrityError
+
+from odoo.exceptions import UserError, ValidationError
 from odoo.tests import TransactionCase, new_test_user, tagged
 from odoo.tools import config, mute_logger
 
@@ -97,6 +99,13 @@ class EmailAccountRoutingCase(TransactionCase):
         cls.customer = cls.env["res.partner"].create(
             {"name": "Customer", "email": "customer@example.org"}
         )
+        # Who queues the mail of these tests: a member of Email Accounts /
+        # User in company A, so allowed to send through both accounts.
+        cls.seller = new_test_user(
+            cls.env,
+            login="routing_account_user",
+            groups="email_account.group_email_account_user",
+        )
 
     def setUp(self):
         super().setUp()
@@ -108,8 +117,11 @@ class EmailAccountRoutingCase(TransactionCase):
         for server in (self.smtp_sales, self.smtp_support, self.smtp_default):
             server.messages.clear()
 
-    def queue_mail(self, email_from, **values):
-        return self.env["mail.mail"].create(
+    def queue_mail(self, email_from, user=None, **values):
+        """Queue a mail as ``user`` (default: the seller) would."""
+        # sudo() keeps the user as the creator, who is responsible for it.
+        mail_model = self.env["mail.mail"].with_user(user or self.seller).sudo()
+        return mail_model.create(
             {
                 "email_from": email_from,
                 "email_to": "customer@example.org",
@@ -301,7 +313,7 @@ class TestEmailAccountRouting(EmailAccountRoutingCase):
             login="routing_seller",
             name="Jane Seller",
             email="sales@example.com",
-            groups="base.group_user,base.group_partner_manager",
+            groups="base.group_partner_manager,email_account.group_email_account_user",
         )
         self.post_and_send(self.customer, seller)
 
@@ -320,7 +332,7 @@ class TestEmailAccountRouting(EmailAccountRoutingCase):
             self.env,
             login="routing_crm_seller",
             email="sales@example.com",
-            groups="sales_team.group_sale_salesman",
+            groups="sales_team.group_sale_salesman,email_account.group_email_account_user",
         )
         lead = self.env["crm.lead"].create(
             {"name": "Big deal", "partner_id": self.customer.id, "user_id": seller.id}
@@ -345,7 +357,6 @@ class TestEmailAccountMailServer(EmailAccountRoutingCase):
                     "smtp_encryption": "none",
                     "smtp_user": SALES_LOGIN,
                     "email_account_id": self.account_sales.id,
-                    "email_account_company_id": self.company_a.id,
                     "active": True,
                 }
             ],
@@ -369,7 +380,6 @@ class TestEmailAccountMailServer(EmailAccountRoutingCase):
                     "smtp_encryption": "ssl_strict",
                     "smtp_port": 465,
                     "smtp_user": "sales@example.com",
-                    "email_account_company_id": self.company_b.id,
                 }
             ],
         )
@@ -397,8 +407,8 @@ class TestEmailAccountMailServer(EmailAccountRoutingCase):
                 [f"%{secret}%"],
             )
             self.assertFalse(self.env.cr.fetchall(), "a password is stored in clear")
-        # Not even on purpose.
-        with self.assertRaises(ValidationError):
+        # Not even on purpose, whatever the context says.
+        with self.assertRaises(UserError):
             self.account_sales.mail_server_id.with_context(
                 email_account_sync=True
             ).smtp_pass = SALES_PASSWORD
@@ -412,10 +422,11 @@ class TestEmailAccountMailServer(EmailAccountRoutingCase):
         with self.assertRaises(UserError):
             server.unlink()
         with self.assertRaises(UserError):
+            server.with_context(email_account_sync=True).smtp_port = 2525
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
             self.env["ir.mail_server"].create(
                 {
-                    "name": "Fake",
-                    "smtp_host": "127.0.0.1",
+                    **self.account_support._mail_server_values(),
                     "email_account_id": self.account_support.id,
                 }
             )
@@ -447,7 +458,7 @@ class TestEmailAccountCompanies(EmailAccountRoutingCase):
             cls.env,
             login="routing_user_b",
             email="user_b@example.net",
-            groups="base.group_user,base.group_partner_manager",
+            groups="base.group_partner_manager,email_account.group_email_account_user",
             company_id=cls.company_b.id,
             company_ids=[(6, 0, cls.company_b.ids)],
         )
@@ -461,8 +472,6 @@ class TestEmailAccountCompanies(EmailAccountRoutingCase):
         self.assertNotIn(self.account_sales.mail_server_id, servers)
         self.assertIn(self.account_support.mail_server_id, servers)
         self.assertIn(self.default_server, servers)
-        with self.assertRaises(AccessError):
-            self.account_sales.mail_server_id.with_user(self.admin_b).read(["name"])
 
     def test_user_of_another_company_does_not_send_through_the_account(self):
         self.post_and_send(self.customer, self.user_b, email_from="sales@example.com")
@@ -510,7 +519,12 @@ class TestEmailAccountSendingApi(EmailAccountRoutingCase):
             company_ids=[(6, 0, self.company_b.ids)],
         )
         self.assertFalse(Account._find_account(user=user_b))
-        user_a = new_test_user(self.env, login="api_user_a", email="Sales@Example.com")
+        user_a = new_test_user(
+            self.env,
+            login="api_user_a",
+            email="Sales@Example.com",
+            groups="email_account.group_email_account_user",
+        )
         self.assertEqual(Account._find_account(user=user_a), self.account_sales)
 
     def test_find_account_prefers_the_company_account(self):
@@ -568,13 +582,12 @@ class TestEmailAccountSendingApi(EmailAccountRoutingCase):
 @tagged("post_install", "-at_install")
 class TestEmailAccountUninstall(EmailAccountRoutingCase):
     def test_uninstall_hook_removes_servers_and_releases_mail(self):
-        server = self.account_sales.mail_server_id
-        mail = self.queue_mail("sales@example.com", mail_server_id=server.id)
+        servers = (self.account_sales | self.account_support).mail_server_id
+        mail = self.queue_mail("sales@example.com", mail_server_id=servers[0].id)
 
         uninstall_hook(self.env)
 
-        self.assertFalse(server.exists())
-        self.assertFalse(self.account_support.mail_server_id.exists())
+        self.assertFalse(servers.exists())
         self.assertTrue(self.default_server.exists())
         self.assertEqual(mail.state, "outgoing")
         self.assertFalse(mail.mail_server_id)
