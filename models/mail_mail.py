@@ -33,7 +33,28 @@ class MailMail(models.Model):
         )
 
     def send(self, auto_commit=False, raise_exception=False, post_send_callback=None):
-        return super(MailMail, self.with_context(**{QUEUE_ROUTED_KEY: True})).send(
+        # A mail forced onto an account it may not use fails on its own,
+        # rather than stopping the whole batch at every run of the queue.
+        refused = self.filtered(
+            lambda mail: (
+                mail.mail_server_id
+                and not mail._filter_mail_mail_servers(mail.mail_server_id)
+            )
+        )
+        if refused:
+            refused.write(
+                {
+                    "state": "exception",
+                    "failure_reason": self.env._(
+                        "You may not send through this mail server."
+                    ),
+                }
+            )
+            refused._postprocess_sent_message(
+                success_pids=[], success_emails=[], failure_type="mail_smtp"
+            )
+        mails = (self - refused).with_context(**{QUEUE_ROUTED_KEY: True})
+        return super(MailMail, mails).send(
             auto_commit=auto_commit,
             raise_exception=raise_exception,
             post_send_callback=post_send_callback,

@@ -34,7 +34,8 @@ class TestEmailAccountMassMailing(EmailAccountRoutingCase):
             cls.env,
             login="routing_marketer_b",
             email="marketer-b@example.net",
-            groups="mass_mailing.group_mass_mailing_user",
+            groups="mass_mailing.group_mass_mailing_user,"
+            "email_account.group_email_account_user",
             company_id=cls.company_b.id,
             company_ids=[(6, 0, cls.company_b.ids)],
         )
