@@ -114,6 +114,20 @@ class TestEmailAccount(EmailAccountCase):
                     self.account_values(**{field_name: "evil\r\nBcc: x@example.com"})
                 )
 
+    def test_unicode_line_separators_are_rejected_like_line_breaks(self):
+        # Some mail software folds a header at them: a check would pass and
+        # real sending fail, or a header be injected.
+        Account = self.env["email.account"]
+        for separator in ("\u2028", "\u2029", "\u0085"):
+            for field_name in ("sender_name", "name", "smtp_login"):
+                with (
+                    self.subTest(field=field_name, separator=hex(ord(separator))),
+                    self.assertRaises(ValidationError),
+                ):
+                    Account.create(
+                        self.account_values(**{field_name: f"Sales{separator}Team"})
+                    )
+
     def test_rejected_input_loses_nothing(self):
         with self.assertRaises(ValidationError), self.env.cr.savepoint():
             self.account.write({"smtp_port": 70000, "name": "Renamed"})
