@@ -509,8 +509,8 @@ class EmailAccount(models.Model):
             ]
             results = [future.result() for future in futures]
         for (account, _settings), result in zip(jobs, results, strict=True):
-            account._store_test_result(result)
-        return self._test_notification(results)
+            account._store_check_result(result)
+        return self._check_notification(results)
 
     def _get_smtp_settings(self):
         """The engine's view of this account, secrets decrypted."""
@@ -544,7 +544,7 @@ class EmailAccount(models.Model):
             cafile=config.get(CA_FILE_OPTION) or None,
         )
 
-    def _describe_test_result(self, result):
+    def _describe_check_result(self, result):
         """One translated sentence: what happened, where, and what to do."""
         if result.ok:
             if result.queue_id:
@@ -583,9 +583,9 @@ class EmailAccount(models.Model):
             parts.append(hint)
         return "\n".join(parts)
 
-    def _store_test_result(self, result):
+    def _store_check_result(self, result):
         self.ensure_one()
-        message = self._describe_test_result(result)
+        message = self._describe_check_result(result)
         self.sudo().write(
             {
                 "test_state": "ok" if result.ok else "failed",
@@ -602,7 +602,7 @@ class EmailAccount(models.Model):
             subtype_xmlid="mail.mt_note",
         )
 
-    def _test_notification(self, results):
+    def _check_notification(self, results):
         failed = [
             (account, result)
             for account, result in zip(self, results, strict=True)
