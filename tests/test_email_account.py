@@ -128,6 +128,15 @@ class TestEmailAccount(EmailAccountCase):
                         self.account_values(**{field_name: f"Sales{separator}Team"})
                     )
 
+    def test_form_warns_before_a_stored_password_is_dropped(self):
+        spec = {"smtp_host": {}, "smtp_port": {}, "password_set": {}}
+        result = self.account.onchange(
+            {"smtp_host": "mail.example.net"}, ["smtp_host"], spec
+        )
+        self.assertIn("will be removed", result["warning"]["title"])
+        result = self.account.onchange({"smtp_timeout": 20}, ["smtp_timeout"], spec)
+        self.assertNotIn("warning", result)
+
     def test_rejected_input_loses_nothing(self):
         with self.assertRaises(ValidationError), self.env.cr.savepoint():
             self.account.write({"smtp_port": 70000, "name": "Renamed"})
