@@ -335,6 +335,12 @@ class TestEmailAccountTrustMassMailing(EmailAccountTrustCase):
             company_id=cls.company_b.id,
             company_ids=[(6, 0, cls.company_b.ids)],
         )
+        # Of the account's company, but not allowed to use the account.
+        cls.marketer_plain = new_test_user(
+            cls.env,
+            login="trust_marketer_plain",
+            groups="mass_mailing.group_mass_mailing_user",
+        )
         cls.mailing_list = cls.env["mailing.list"].create(
             {
                 "name": "Newsletter",
@@ -345,7 +351,7 @@ class TestEmailAccountTrustMassMailing(EmailAccountTrustCase):
     @mute_logger("odoo.http")
     def test_connection_test_of_the_account_server_over_rpc(self):
         server = self.account.sudo().mail_server_id
-        self.authenticate("trust_marketer_b", "trust_marketer_b")
+        self.authenticate("trust_marketer_plain", "trust_marketer_plain")
         with self.assertRaises(JsonRpcException) as caught:
             self.call("ir.mail_server", "test_smtp_connection", [server.id])
         self.assertNotIn("Sales", str(caught.exception))
