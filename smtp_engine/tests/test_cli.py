@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from smtp_engine import HINTS
-from smtp_engine.testing import LoopbackSmtpServer
+from smtp_engine.tests.servers import LoopbackSmtpServer
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PASSWORD = "cli-secret-password"

@@ -3,7 +3,7 @@
 import pytest
 
 from smtp_engine import Step, send_test_message
-from smtp_engine.testing import LoopbackSmtpServer, ipv6_available
+from smtp_engine.tests.servers import LoopbackSmtpServer, ipv6_available
 from smtp_engine.texts import TEST_LINES, TEST_SUBJECT
 
 PASSWORD = "correct horse battery staple"

@@ -5,7 +5,7 @@ import base64
 import pytest
 
 from smtp_engine import send_test_message
-from smtp_engine.testing import LoopbackSmtpServer
+from smtp_engine.tests.servers import LoopbackSmtpServer
 
 USER = "mailbox@example.com"
 PASSWORD = "Κωδικός-s3cret!"
