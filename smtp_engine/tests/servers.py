@@ -11,6 +11,7 @@ so that importing this module costs nothing.
 
 import datetime
 import email.policy
+import hashlib
 import ipaddress
 import logging
 import select
@@ -77,6 +78,11 @@ class TestCertificates:
     other_host_key: Path
     self_signed_cert: Path
     self_signed_key: Path
+
+    def sha256(self, name):
+        """Return the SHA-256 of the certificate "server", "other_host"... (DER)."""
+        pem = getattr(self, f"{name}_cert").read_text()
+        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
 
     def pair(self, name):
         """Return ``(cert, key)`` of "server", "other_host" or "self_signed"."""
@@ -387,6 +393,8 @@ class LoopbackSmtpServer:
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import SMTP, Session
 
+        owner = self
+
         class QuietSession(Session):
             # aiosmtpd's own code sets this deprecated attribute and then
             # logs a deprecation warning about itself on every login.
@@ -402,7 +410,9 @@ class LoopbackSmtpServer:
             def _create_session(self):
                 return QuietSession(self.loop)
 
-        owner = self
+            async def smtp_AUTH(self, arg):
+                owner.commands.append("AUTH")
+                return await super().smtp_AUTH(arg)
 
         class LoopbackController(Controller):
             def factory(self):

@@ -125,17 +125,6 @@ def test_separate_login_is_used_instead_of_username(settings_for, certs):
     assert "Login: relay-login" in plain
 
 
-def test_unverified_tls_accepts_a_self_signed_certificate(settings_for, certs):
-    with LoopbackSmtpServer(tls="ssl", certs=certs, cert="self_signed") as server:
-        result = send_test_message(
-            settings_for(server, verify_tls=False, cafile=None), "Main"
-        )
-
-    assert result.ok, result.transcript
-    assert len(server.messages) == 1
-    assert "certificate not verified" in result.transcript
-
-
 def test_greek_sender_name_and_translated_subject(settings_for):
     greek = {
         TEST_SUBJECT: "Δοκιμαστικό μήνυμα από τον λογαριασμό %(account)s",
