@@ -27,7 +27,7 @@ from .certificate import CertificateChangedError, CertificateDetails, fingerprin
 from .diagnosis import CERTIFICATE_HINTS, describe_exception, diagnose_exception, find
 from .result import CheckResult, SmtpEngineError, Step
 from .settings import SmtpSettings
-from .transcript import Transcript, secret_forms
+from .transcript import WITHHELD, Transcript, secret_forms
 
 # smtplib's own limit for one reply line.
 _MAX_LINE = 8192
@@ -478,7 +478,9 @@ def failure(session, exc, started, **values):
     hint, code, reply = diagnose_exception(
         exc, session.step, session.settings, timed_out=session.timed_out()
     )
-    error = session.transcript.mask(describe_exception(exc))
+    error = describe_exception(exc)
+    if session.transcript.withhold(error) is WITHHELD:
+        error = f"{type(exc).__name__}: {WITHHELD}"
     session.transcript.event(f"Failed at step {session.step.value}: {error}")
     if hint in CERTIFICATE_HINTS:
         values["certificate"] = _server_certificate(session, exc)
@@ -486,7 +488,7 @@ def failure(session, exc, started, **values):
         ok=False,
         step=session.step,
         code=code,
-        reply=session.transcript.mask(reply),
+        reply=session.transcript.withhold(reply),
         hint=hint,
         error=error,
         elapsed=time.monotonic() - started,

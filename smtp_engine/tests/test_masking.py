@@ -6,6 +6,7 @@ import pytest
 
 from smtp_engine import send_test_message
 from smtp_engine.tests.servers import LoopbackSmtpServer
+from smtp_engine.transcript import WITHHELD
 
 USER = "mailbox@example.com"
 PASSWORD = "Κωδικός-s3cret!"
@@ -83,11 +84,30 @@ def test_separate_login_password_is_masked(settings_for, certs):
     assert "mailbox password" not in repr(settings)
 
 
-def test_password_echoed_by_the_server_is_masked(settings_for):
+def test_reply_echoing_the_password_is_withheld_whole(settings_for):
     with LoopbackSmtpServer(reject_sender=(550, f"5.7.1 no, {PASSWORD}")) as server:
         settings = settings_for(server, password=PASSWORD)
         result = send_test_message(settings, "Main")
 
     assert result.hint == "sender_not_allowed"
-    assert result.reply == "5.7.1 no, ********"
+    assert result.code == 550
+    assert result.reply == WITHHELD
+    assert result.error == f"SMTPSenderRefused: {WITHHELD}"
+    assert f"S: 550 {WITHHELD}" in result.transcript.splitlines()
+    # Nothing around the password is left to show which word it was.
+    for text in (result.reply, result.error, result.transcript):
+        assert "5.7.1 no" not in text
     _assert_masked(settings, result)
+
+
+def test_client_line_holding_the_password_is_withheld_whole(settings_for):
+    with LoopbackSmtpServer() as server:
+        settings = settings_for(
+            server, password="s3cret", sender_email="s3cret@example.com"
+        )
+        result = send_test_message(settings, "Main")
+
+    assert result.ok, result.transcript
+    lines = result.transcript.splitlines()
+    assert lines.count(f"C: {WITHHELD}") == 2  # MAIL FROM and RCPT TO
+    assert "s3cret" not in result.transcript
