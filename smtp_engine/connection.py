@@ -15,6 +15,7 @@ import base64
 import contextlib
 import dataclasses
 import functools
+import hmac
 import ipaddress
 import os
 import smtplib
@@ -25,7 +26,7 @@ import time
 
 from .certificate import CertificateChangedError, CertificateDetails, fingerprint
 from .diagnosis import CERTIFICATE_HINTS, describe_exception, diagnose_exception, find
-from .result import CheckResult, SmtpEngineError, Step
+from .result import CheckResult, CredentialsEncodingError, SmtpEngineError, Step
 from .settings import SmtpSettings
 from .transcript import WITHHELD, Transcript, secret_forms
 
@@ -45,6 +46,20 @@ _fqdn_cache = []
 
 # The failures that are the server's or the network's, never the caller's.
 NETWORK_ERRORS = (smtplib.SMTPException, OSError, UnicodeError)
+
+
+def _utf8(text):
+    """Encode a login or password as UTF-8, the bytes every mechanism sends.
+
+    A lone surrogate stands for a byte that was not UTF-8 where the text
+    came from (``os.environ`` decodes so) and goes back as that byte.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        error = CredentialsEncodingError("the login or password cannot be encoded")
+    # Raised out here, not chained: the encoder's error quotes the text.
+    raise error
 
 
 class Deadline:
@@ -385,7 +400,7 @@ class SmtpSession(smtplib.SMTP):
         mechanism = mechanism.upper()
         initial_response = authobject() if initial_response_ok else None
         if initial_response is not None:
-            response = base64.b64encode(initial_response.encode()).decode("ascii")
+            response = base64.b64encode(_utf8(initial_response)).decode("ascii")
             code, reply = self.docmd("AUTH", f"{mechanism} {response}")
             self._auth_challenge_count = 1
         else:
@@ -398,10 +413,17 @@ class SmtpSession(smtplib.SMTP):
                     f"Server AUTH mechanism loops; last reply: {code}"
                 )
             answer = authobject(base64.decodebytes(reply))
-            code, reply = self.docmd(base64.b64encode(answer.encode()).decode("ascii"))
+            code, reply = self.docmd(base64.b64encode(_utf8(answer)).decode("ascii"))
         if code in (235, 503):
             return code, reply
         raise smtplib.SMTPAuthenticationError(code, reply)
+
+    def auth_cram_md5(self, challenge=None):
+        """CRAM-MD5 as smtplib's, with the password in UTF-8, not ASCII."""
+        if challenge is None:
+            return None
+        digest = hmac.new(_utf8(self.password), challenge, "md5").hexdigest()
+        return f"{self.user} {digest}"
 
     def close(self):
         """Close the connection and stop the watchdog."""

@@ -6,7 +6,7 @@ import socket
 import ssl
 
 from .certificate import CertificateChangedError
-from .result import Step
+from .result import CredentialsEncodingError, Step
 from .settings import SmtpSettings
 
 # OpenSSL reasons seen when a TLS client reads a plain-text SMTP greeting.
@@ -171,6 +171,8 @@ def diagnose_exception(
             exc, (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected)
         )
     )
+    if isinstance(exc, CredentialsEncodingError):
+        return "credentials_not_encodable", code, text
     if isinstance(exc, smtplib.SMTPNotSupportedError) or bare_auth_error:
         hints = {Step.TLS: "starttls_not_offered", Step.AUTH: "auth_not_offered"}
         return hints.get(step, "server_error"), code, text
@@ -200,6 +202,11 @@ def parse_queue_id(reply: str | bytes) -> str | None:
 
 def describe_exception(exc):
     """Return a short technical description of ``exc``: class and message."""
+    if isinstance(exc, UnicodeError):
+        # Its message quotes the character and its position: maybe a password's.
+        return (
+            f"{type(exc).__name__}: text not valid in {getattr(exc, 'encoding', '?')}"
+        )
     code, text = reply_of(exc)
     if code is not None:
         return f"{type(exc).__name__}: {code} {text}".strip()

@@ -1,5 +1,6 @@
 """The outcome of an SMTP exchange: the step reached and the diagnosis."""
 
+import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -65,6 +66,10 @@ class CheckResult:
     def step_label(self, translate: Callable[[str], str] = _same) -> str:
         """Return the translated label of the step reached."""
         return translate(STEP_LABELS[Step(self.step).value])
+
+
+class CredentialsEncodingError(smtplib.SMTPException):
+    """The login or password holds a character that cannot be sent."""
 
 
 class SmtpEngineError(Exception):

@@ -88,6 +88,10 @@ HINTS = {
         "The server requires authentication, but no user name or password is "
         "filled in. Enter the account's user name and password."
     ),
+    "credentials_not_encodable": _lt(
+        "The user name or password contains a character that cannot be sent "
+        "to the server. Enter them again."
+    ),
     "auth_required": _lt(
         "The server requires a login before it accepts mail. Tick 'Server "
         "requires authentication' and enter the user name and password."

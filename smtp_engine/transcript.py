@@ -8,7 +8,13 @@ MAX_LINES = 1000
 
 
 def _b64(text):
-    return base64.b64encode(text.encode()).decode("ascii")
+    # As the session encodes credentials; a text it refuses to send is
+    # still given a form here, so that building the forms never fails.
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "surrogatepass")
+    return base64.b64encode(data).decode("ascii")
 
 
 def secret_forms(credentials, secrets):
