@@ -36,7 +36,7 @@ from smtp_engine import (
     open_connection,
     send_test_message,
 )
-from smtp_engine.testing import SilentServer, TricklingServer
+from smtp_engine.tests.servers import SilentServer, TricklingServer
 
 SENDER = "bench@example.com"
 # Allowed beyond T before a client counts as late.

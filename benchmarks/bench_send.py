@@ -41,7 +41,7 @@ from smtp_engine import (
     send_test_message,
 )
 from smtp_engine.connection import tls_context
-from smtp_engine.testing import (
+from smtp_engine.tests.servers import (
     LoopbackSmtpServer,
     make_test_certificates,
 )

@@ -58,9 +58,10 @@ def build_parser():
         "--login", default="", help="separate login, used instead of --user"
     )
     parser.add_argument(
-        "--no-verify",
-        action="store_true",
-        help="do not verify the server's certificate and name",
+        "--pin",
+        default="",
+        metavar="SHA256",
+        help="accept only the server certificate with this SHA-256 fingerprint",
     )
     parser.add_argument("--cafile", default=None, help="extra CA certificates (PEM)")
     return parser
@@ -87,6 +88,8 @@ def report(result, stream):
         _write(stream, f"Error: {result.error}")
     if result.hint:
         _write(stream, f"Hint: {result.hint_text()}")
+    if result.certificate:
+        _write_certificate(result.certificate, stream)
     if result.queue_id:
         _write(stream, f"Queue id: {result.queue_id}")
     if result.message_id:
@@ -95,6 +98,20 @@ def report(result, stream):
     _write(stream)
     _write(stream, "Transcript:")
     _write(stream, result.transcript)
+
+
+def _write_certificate(certificate, stream):
+    _write(stream, "Server certificate:")
+    _write(stream, f"  SHA-256: {certificate.fingerprint}")
+    for label, value in (
+        ("Subject", certificate.subject),
+        ("Issuer", certificate.issuer),
+        ("Valid from", certificate.not_before),
+        ("Valid until", certificate.not_after),
+        ("Names", ", ".join(certificate.alt_names)),
+    ):
+        if value:
+            _write(stream, f"  {label}: {value}")
 
 
 def main(argv=None):
@@ -108,7 +125,7 @@ def main(argv=None):
     separate_login = bool(args.login)
     try:
         result = _run(args, separate_login)
-    except ValueError as exc:  # a CA file that cannot be read, for example
+    except ValueError as exc:  # a CA file that cannot be read, a bad pin
         parser.error(str(exc))
     report(result, sys.stdout)
     return 0 if result.ok else 1
@@ -131,7 +148,7 @@ def _run(args, separate_login):
         ),
         sender_name=args.name,
         sender_email=args.sender_email,
-        verify_tls=not args.no_verify,
+        pinned_certificate=args.pin,
         cafile=args.cafile,
     )
     return send_test_message(settings, args.account or args.sender_email)

@@ -52,7 +52,7 @@ def _quit(session):
     except NETWORK_ERRORS as exc:
         session.transcript.event(
             "QUIT failed after the message was accepted: "
-            + session.transcript.mask(describe_exception(exc))
+            + session.transcript.withhold(describe_exception(exc))
         )
     session.step = Step.DONE
 
@@ -109,12 +109,12 @@ def send_test_message(
         )
     finally:
         session.close()
-    reply = decode_reply(reply)
+    reply = session.transcript.withhold(decode_reply(reply))
     return CheckResult(
         ok=True,
         step=Step.DONE,
         code=code,
-        reply=session.transcript.mask(reply),
+        reply=reply,
         queue_id=parse_queue_id(reply),
         message_id=message_id,
         recipient=recipient,

@@ -13,7 +13,9 @@ logs in; both the test message and ``open_connection`` use it.
 
 import base64
 import contextlib
+import dataclasses
 import functools
+import hmac
 import ipaddress
 import os
 import smtplib
@@ -22,10 +24,11 @@ import ssl
 import threading
 import time
 
-from .diagnosis import describe_exception, diagnose_exception
-from .result import CheckResult, SmtpEngineError, Step
+from .certificate import CertificateChangedError, CertificateDetails, fingerprint
+from .diagnosis import CERTIFICATE_HINTS, describe_exception, diagnose_exception, find
+from .result import CheckResult, CredentialsEncodingError, SmtpEngineError, Step
 from .settings import SmtpSettings
-from .transcript import Transcript, secret_forms
+from .transcript import WITHHELD, Transcript, secret_forms
 
 # smtplib's own limit for one reply line.
 _MAX_LINE = 8192
@@ -43,6 +46,20 @@ _fqdn_cache = []
 
 # The failures that are the server's or the network's, never the caller's.
 NETWORK_ERRORS = (smtplib.SMTPException, OSError, UnicodeError)
+
+
+def _utf8(text):
+    """Encode a login or password as UTF-8, the bytes every mechanism sends.
+
+    A lone surrogate stands for a byte that was not UTF-8 where the text
+    came from (``os.environ`` decodes so) and goes back as that byte.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        error = CredentialsEncodingError("the login or password cannot be encoded")
+    # Raised out here, not chained: the encoder's error quotes the text.
+    raise error
 
 
 class Deadline:
@@ -170,12 +187,15 @@ def tls_context(settings):
     """Return the client TLS context for ``settings``.
 
     Certificates and host names are verified against the system's trusted
-    authorities plus ``settings.cafile``, unless ``verify_tls`` is off.
+    authorities plus ``settings.cafile``, unless a certificate is pinned:
+    then the session compares the certificate with the pin instead.
     Loading the system's authorities costs tens of milliseconds, several
     times a whole SMTP exchange on a fast network, so contexts are shared
     between connections: an ``SSLContext`` may serve many sockets and
     threads at once. A changed CA file gives a new context.
     """
+    if settings.pinned_certificate:
+        return unverified_tls_context()
     cafile_stamp = None
     if settings.cafile:
         try:
@@ -183,27 +203,33 @@ def tls_context(settings):
         except OSError as exc:
             raise ValueError(f"cannot load CA file {settings.cafile}: {exc}") from exc
         cafile_stamp = (stat.st_mtime_ns, stat.st_size)
-    return _shared_tls_context(settings.cafile, cafile_stamp, settings.verify_tls)
+    return _shared_tls_context(settings.cafile, cafile_stamp)
 
 
 @functools.lru_cache(maxsize=16)
-def _shared_tls_context(cafile, _cafile_stamp, verify_tls):
+def _shared_tls_context(cafile, _cafile_stamp):
     context = ssl.create_default_context()
     if cafile:
         try:
             context.load_verify_locations(cafile=cafile)
         except (OSError, ssl.SSLError) as exc:
             raise ValueError(f"cannot load CA file {cafile}: {exc}") from exc
-    if not verify_tls:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@functools.cache
+def unverified_tls_context():
+    """Return a TLS context that accepts any certificate, for pinning only."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     return context
 
 
 class SmtpSession(smtplib.SMTP):
     """An ``smtplib.SMTP`` with a step, a masked transcript and a deadline."""
 
-    def __init__(self, settings, transcript=None, deadline=None):
+    def __init__(self, settings, transcript=None, deadline=None, ssl_context=None):
         self.settings = settings
         self.step = Step.RESOLVE
         self.transcript = transcript or Transcript(
@@ -211,9 +237,9 @@ class SmtpSession(smtplib.SMTP):
         )
         self.deadline = deadline
         self.watchdog_fired = False
-        self.ssl_context = (
-            tls_context(settings) if settings.encryption != "none" else None
-        )
+        if ssl_context is None and settings.encryption != "none":
+            ssl_context = tls_context(settings)
+        self.ssl_context = ssl_context
         self._watchdog = None
         self._watch_socket = None
         self._watch_lock = threading.Lock()
@@ -297,7 +323,7 @@ class SmtpSession(smtplib.SMTP):
                 self.step = Step.TLS
                 sock.settimeout(deadline.socket_timeout())
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
-                self.note_tls(sock)
+                self.secured(sock)
         except BaseException:
             sock.close()
             self._disarm_watchdog()
@@ -374,7 +400,7 @@ class SmtpSession(smtplib.SMTP):
         mechanism = mechanism.upper()
         initial_response = authobject() if initial_response_ok else None
         if initial_response is not None:
-            response = base64.b64encode(initial_response.encode()).decode("ascii")
+            response = base64.b64encode(_utf8(initial_response)).decode("ascii")
             code, reply = self.docmd("AUTH", f"{mechanism} {response}")
             self._auth_challenge_count = 1
         else:
@@ -387,10 +413,17 @@ class SmtpSession(smtplib.SMTP):
                     f"Server AUTH mechanism loops; last reply: {code}"
                 )
             answer = authobject(base64.decodebytes(reply))
-            code, reply = self.docmd(base64.b64encode(answer.encode()).decode("ascii"))
+            code, reply = self.docmd(base64.b64encode(_utf8(answer)).decode("ascii"))
         if code in (235, 503):
             return code, reply
         raise smtplib.SMTPAuthenticationError(code, reply)
+
+    def auth_cram_md5(self, challenge=None):
+        """CRAM-MD5 as smtplib's, with the password in UTF-8, not ASCII."""
+        if challenge is None:
+            return None
+        digest = hmac.new(_utf8(self.password), challenge, "md5").hexdigest()
+        return f"{self.user} {digest}"
 
     def close(self):
         """Close the connection and stop the watchdog."""
@@ -401,13 +434,22 @@ class SmtpSession(smtplib.SMTP):
 
     # -- helpers ----------------------------------------------------------
 
-    def note_tls(self, sock=None):
-        """Record the negotiated TLS version and cipher in the transcript."""
+    def secured(self, sock=None):
+        """Record the new TLS layer and hold it to the pinned certificate.
+
+        Called right after the handshake, before anything else is sent over
+        it: a connection whose certificate is not the pinned one never
+        carries a command, let alone a password.
+        """
         sock = sock or self.sock
         cipher = (sock.cipher() or ("?",))[0]
         text = f"TLS established ({sock.version()}, {cipher})"
-        if not self.settings.verify_tls:
-            text += ", certificate not verified"
+        pin = self.settings.pinned_certificate
+        if pin:
+            der = sock.getpeercert(binary_form=True) or b""
+            if fingerprint(der) != pin:
+                raise CertificateChangedError(der, pin)
+            text += ", pinned certificate"
         self.transcript.event(text)
 
 
@@ -434,7 +476,7 @@ def establish(session):
                 "STARTTLS extension not supported by server."
             )
         session.starttls(context=session.ssl_context)
-        session.note_tls()
+        session.secured()
         session.step = Step.EHLO
         session.ehlo_or_helo_if_needed()
     credentials = settings.credentials()
@@ -458,19 +500,64 @@ def failure(session, exc, started, **values):
     hint, code, reply = diagnose_exception(
         exc, session.step, session.settings, timed_out=session.timed_out()
     )
-    error = session.transcript.mask(describe_exception(exc))
+    error = describe_exception(exc)
+    if session.transcript.withhold(error) is WITHHELD:
+        error = f"{type(exc).__name__}: {WITHHELD}"
     session.transcript.event(f"Failed at step {session.step.value}: {error}")
+    if hint in CERTIFICATE_HINTS:
+        values["certificate"] = _server_certificate(session, exc)
     return CheckResult(
         ok=False,
         step=session.step,
         code=code,
-        reply=session.transcript.mask(reply),
+        reply=session.transcript.withhold(reply),
         hint=hint,
         error=error,
         elapsed=time.monotonic() - started,
         transcript=session.transcript.text(),
         **values,
     )
+
+
+def _server_certificate(session, exc):
+    """Return the details of the server's certificate, or None if unreadable."""
+    changed = find(exc, CertificateChangedError)
+    der = changed.der if changed is not None else _read_untrusted_certificate(session)
+    return CertificateDetails.from_der(der) if der else None
+
+
+def _read_untrusted_certificate(session):
+    """Read the server's certificate over a second, unverified connection.
+
+    A handshake that failed verification leaves nothing to read (Python
+    shows the peer's certificate only after a successful handshake, and
+    its chain only from 3.13 on), so the engine connects once more, with
+    verification off, within what is left of the deadline, and stops right
+    after the handshake: no login, no command after TLS.
+    """
+    if session.deadline is None or session.deadline.expired():
+        return None
+    settings = dataclasses.replace(
+        session.settings, auth_required=False, pinned_certificate=""
+    )
+    probe = SmtpSession(
+        settings,
+        deadline=session.deadline,
+        ssl_context=unverified_tls_context(),
+    )
+    try:
+        probe.connect(_normalize_host(settings.host), settings.port)
+        if settings.encryption == "starttls":
+            probe.ehlo_or_helo_if_needed()
+            probe.starttls(context=probe.ssl_context)
+        return probe.sock.getpeercert(binary_form=True)
+    except NETWORK_ERRORS:
+        return None
+    finally:
+        probe.close()
+        session.transcript.event(
+            "Read the server's certificate over a second connection, unverified"
+        )
 
 
 def refusal(step, hint, error, started, **values):

@@ -5,7 +5,8 @@ import smtplib
 import socket
 import ssl
 
-from .result import Step
+from .certificate import CertificateChangedError
+from .result import CredentialsEncodingError, Step
 from .settings import SmtpSettings
 
 # OpenSSL reasons seen when a TLS client reads a plain-text SMTP greeting.
@@ -21,6 +22,10 @@ _NOT_TLS_REASONS = frozenset(
 )
 # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 _NAME_MISMATCH_CODES = frozenset({62, 64})
+# The failures whose result carries the details of the server's certificate.
+CERTIFICATE_HINTS = frozenset(
+    {"certificate_untrusted", "certificate_hostname_mismatch", "certificate_changed"}
+)
 _IMPLICIT_TLS_PORT = 465
 _SEND_AS_MARKERS = (
     "5.7.60",
@@ -46,7 +51,8 @@ def _exception_chain(exc):
         exc = exc.__cause__ or exc.__context__
 
 
-def _find(exc, kind):
+def find(exc, kind):
+    """Return the first exception of ``kind`` in the chain of ``exc``, or None."""
     return next((e for e in _exception_chain(exc) if isinstance(e, kind)), None)
 
 
@@ -110,12 +116,14 @@ def diagnose_reply(
 
 
 def _diagnose_tls(exc, step, encryption):
-    cert_error = _find(exc, ssl.SSLCertVerificationError)
+    if find(exc, CertificateChangedError) is not None:
+        return "certificate_changed"
+    cert_error = find(exc, ssl.SSLCertVerificationError)
     if cert_error is not None:
         if cert_error.verify_code in _NAME_MISMATCH_CODES:
             return "certificate_hostname_mismatch"
         return "certificate_untrusted"
-    ssl_error = _find(exc, ssl.SSLError)
+    ssl_error = find(exc, ssl.SSLError)
     if ssl_error is None or step != Step.TLS:
         return None
     if encryption == "ssl" and getattr(ssl_error, "reason", None) in _NOT_TLS_REASONS:
@@ -145,14 +153,14 @@ def diagnose_exception(
         and settings is not None
         and settings.port == _IMPLICIT_TLS_PORT
     )
-    if timed_out or _find(exc, TimeoutError) is not None:
+    if timed_out or find(exc, TimeoutError) is not None:
         return ("plain_on_ssl_port" if plain_on_tls_port else "timeout"), code, text
     tls_hint = _diagnose_tls(exc, step, encryption)
     if tls_hint:
         return tls_hint, code, text
-    if _find(exc, socket.gaierror) is not None:
+    if find(exc, socket.gaierror) is not None:
         return "dns_failed", code, text
-    if _find(exc, ConnectionRefusedError) is not None:
+    if find(exc, ConnectionRefusedError) is not None:
         return "connection_refused", code, text
     # smtplib says "No suitable authentication method found." with a bare
     # SMTPException when the server offers only mechanisms it cannot use.
@@ -163,6 +171,8 @@ def diagnose_exception(
             exc, (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected)
         )
     )
+    if isinstance(exc, CredentialsEncodingError):
+        return "credentials_not_encodable", code, text
     if isinstance(exc, smtplib.SMTPNotSupportedError) or bare_auth_error:
         hints = {Step.TLS: "starttls_not_offered", Step.AUTH: "auth_not_offered"}
         return hints.get(step, "server_error"), code, text
@@ -192,6 +202,11 @@ def parse_queue_id(reply: str | bytes) -> str | None:
 
 def describe_exception(exc):
     """Return a short technical description of ``exc``: class and message."""
+    if isinstance(exc, UnicodeError):
+        # Its message quotes the character and its position: maybe a password's.
+        return (
+            f"{type(exc).__name__}: text not valid in {getattr(exc, 'encoding', '?')}"
+        )
     code, text = reply_of(exc)
     if code is not None:
         return f"{type(exc).__name__}: {code} {text}".strip()

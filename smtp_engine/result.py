@@ -1,9 +1,11 @@
 """The outcome of an SMTP exchange: the step reached and the diagnosis."""
 
+import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from .certificate import CertificateDetails
 from .texts import HINTS, STEP_LABELS
 
 
@@ -38,7 +40,8 @@ class CheckResult:
     and ``reply`` are the server's failing reply (or, on success, its reply
     to the message data); ``hint`` is a key of ``HINTS``; ``error`` is a
     short technical description without secrets; ``transcript`` is the
-    masked dialogue with the server.
+    masked dialogue with the server; ``certificate`` describes the server's
+    certificate when it was refused.
     """
 
     ok: bool
@@ -52,6 +55,7 @@ class CheckResult:
     recipient: str = ""
     elapsed: float = 0.0
     transcript: str = ""
+    certificate: CertificateDetails | None = None
 
     def hint_text(self, translate: Callable[[str], str] = _same) -> str:
         """Return the translated advice for the failure, or "" if none."""
@@ -62,6 +66,10 @@ class CheckResult:
     def step_label(self, translate: Callable[[str], str] = _same) -> str:
         """Return the translated label of the step reached."""
         return translate(STEP_LABELS[Step(self.step).value])
+
+
+class CredentialsEncodingError(smtplib.SMTPException):
+    """The login or password holds a character that cannot be sent."""
 
 
 class SmtpEngineError(Exception):

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from .certificate import normalize_pin
+
 ENCRYPTIONS = ("none", "starttls", "ssl")
 
 
@@ -11,7 +13,10 @@ class SmtpSettings:
 
     ``timeout`` is a deadline in seconds for a whole exchange, from the name
     look-up to QUIT. Passwords are left out of ``repr()`` so that the object
-    can be logged safely.
+    can be logged safely. ``pinned_certificate`` is empty (the certificate
+    and host name are verified against the system's authorities and
+    ``cafile``) or the SHA-256 fingerprint of the server's certificate, the
+    only one then accepted; it is kept as 64 lower-case hex digits.
     """
 
     host: str
@@ -25,7 +30,7 @@ class SmtpSettings:
     login_password: str = field(default="", repr=False)
     sender_name: str = ""
     sender_email: str = ""
-    verify_tls: bool = True
+    pinned_certificate: str = ""
     cafile: str | None = None
     local_hostname: str | None = None
 
@@ -41,6 +46,10 @@ class SmtpSettings:
             raise ValueError(f"port must be between 1 and 65535, not {self.port}")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be positive, not {self.timeout!r}")
+        # Frozen: the normalized pin replaces the given one through object.
+        object.__setattr__(
+            self, "pinned_certificate", normalize_pin(self.pinned_certificate)
+        )
 
     def credentials(self) -> tuple[str, str] | None:
         """Return the ``(login, password)`` pair to log in with, or None.

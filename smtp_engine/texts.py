@@ -71,6 +71,11 @@ HINTS = {
         "The server's certificate was issued for another name. Enter the server "
         "name exactly as it appears in the provider's documentation."
     ),
+    "certificate_changed": _lt(
+        "The server's certificate is not the pinned one. If the provider "
+        "renewed its certificate, check the new fingerprint with the provider "
+        "and pin it again; otherwise the connection may be intercepted."
+    ),
     "tls_failed": _lt(
         "The encrypted connection could not be set up. Check the security "
         "setting and the port."
@@ -82,6 +87,10 @@ HINTS = {
     "auth_not_configured": _lt(
         "The server requires authentication, but no user name or password is "
         "filled in. Enter the account's user name and password."
+    ),
+    "credentials_not_encodable": _lt(
+        "The user name or password contains a character that cannot be sent "
+        "to the server. Enter them again."
     ),
     "auth_required": _lt(
         "The server requires a login before it accepts mail. Tick 'Server "

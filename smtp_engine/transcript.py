@@ -3,11 +3,18 @@
 import base64
 
 MASK = "********"
+WITHHELD = "[text withheld: it contained a credential]"
 MAX_LINES = 1000
 
 
 def _b64(text):
-    return base64.b64encode(text.encode()).decode("ascii")
+    # As the session encodes credentials; a text it refuses to send is
+    # still given a form here, so that building the forms never fails.
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "surrogatepass")
+    return base64.b64encode(data).decode("ascii")
 
 
 def secret_forms(credentials, secrets):
@@ -15,8 +22,6 @@ def secret_forms(credentials, secrets):
 
     That is each password as is and in base64, the login in base64 (AUTH
     LOGIN sends it so), and the AUTH PLAIN token of the login and password.
-    The longest come first so that masking a short one does not leave parts
-    of a longer one behind.
     """
     forms = set()
     for secret in secrets:
@@ -28,22 +33,25 @@ def secret_forms(credentials, secrets):
             forms.add(_b64(login))
         if password:
             forms.add(_b64(f"\0{login}\0{password}"))
-    return sorted(forms, key=len, reverse=True)
+    return tuple(forms)
 
 
-def mask(text, forms):
-    """Replace every occurrence of the given secret forms in ``text``."""
-    for form in forms:
-        text = text.replace(form, MASK)
-    return text
+def withhold(text, forms):
+    """Return ``text``, or ``WITHHELD`` if any secret form occurs in it.
+
+    The whole text goes, not the secret alone: a mask in place would show
+    which word of a reply was the password.
+    """
+    return WITHHELD if any(form in text for form in forms) else text
 
 
 class Transcript:
     """Lines of the dialogue: ``C:`` client, ``S:`` server, ``*`` events.
 
     The arguments of an AUTH command and every client line sent while the
-    server keeps challenging (code 334) are masked, and so is any secret
-    form anywhere else. The message data itself is never recorded.
+    server keeps challenging (code 334) are masked; any other line with a
+    secret form in it is withheld, all but a reply's code. The message data
+    itself is never recorded.
     """
 
     def __init__(self, forms=()):
@@ -52,41 +60,45 @@ class Transcript:
         self._in_auth = False
         self._dropped = 0
 
-    def _add(self, line):
+    def _add(self, prefix, text):
         if len(self._lines) >= MAX_LINES:
             self._dropped += 1
             return
-        self._lines.append(mask(line, self._forms))
+        line = prefix + text
+        if withhold(line, self._forms) is WITHHELD:
+            line = prefix + WITHHELD
+        self._lines.append(line)
 
     def client(self, line):
         """Record a command line sent by the client."""
         if self._in_auth:
-            self._add(f"C: {MASK}")
+            self._add("C: ", MASK)
             return
         verb, _sep, rest = line.partition(" ")
         if verb.upper() == "AUTH":
             self._in_auth = True
             mechanism, _sep, response = rest.partition(" ")
             line = f"{verb} {mechanism} {MASK}" if response else line
-        self._add(f"C: {line}")
+        self._add("C: ", line)
 
     def client_data(self, size):
         """Record that the message data was sent, without its content."""
-        self._add(f"C: <message data, {size} bytes>")
+        self._add("C: ", f"<message data, {size} bytes>")
 
     def server(self, line, final=True):
         """Record a reply line from the server."""
-        self._add(f"S: {line}")
+        code = line[:4] if line[:3].isdigit() else ""
+        self._add(f"S: {code}", line[len(code) :])
         if final and not line.startswith("334"):
             self._in_auth = False
 
     def event(self, text):
         """Record something that is neither a command nor a reply."""
-        self._add(f"* {text}")
+        self._add("* ", text)
 
-    def mask(self, text):
-        """Return ``text`` with every secret form masked."""
-        return mask(text, self._forms)
+    def withhold(self, text):
+        """Return ``text``, or ``WITHHELD`` if a secret form occurs in it."""
+        return withhold(text, self._forms)
 
     def text(self):
         """Return the whole transcript as one string."""

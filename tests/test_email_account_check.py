@@ -10,7 +10,7 @@ from unittest.mock import patch
 from odoo.tests import Form, tagged
 from odoo.tools import config
 
-from odoo.addons.email_account.smtp_engine.testing import (
+from odoo.addons.email_account.smtp_engine.tests.servers import (
     LoopbackSmtpServer,
     SilentServer,
     make_test_certificates,

@@ -6,7 +6,7 @@ from odoo.exceptions import ValidationError
 from odoo.tests import TransactionCase, tagged
 
 from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
-from odoo.addons.email_account.smtp_engine.testing import (
+from odoo.addons.email_account.smtp_engine.tests.servers import (
     LoopbackSmtpServer,
     refused_port,
 )

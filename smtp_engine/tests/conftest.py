@@ -12,7 +12,7 @@ import time
 import pytest
 
 from smtp_engine import SmtpSettings
-from smtp_engine.testing import make_test_certificates
+from smtp_engine.tests.servers import make_test_certificates
 
 
 class _PlainDirectories:

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from smtp_engine import HINTS
-from smtp_engine.testing import LoopbackSmtpServer
+from smtp_engine.certificate import format_fingerprint
+from smtp_engine.tests.servers import LoopbackSmtpServer
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PASSWORD = "cli-secret-password"
@@ -104,3 +105,31 @@ def test_usage_error_exits_2():
 
     assert done.returncode == 2
     assert "--security" in done.stderr
+
+
+def test_refused_certificate_is_printed_and_can_be_pinned(certs):
+    with LoopbackSmtpServer(
+        tls="starttls", certs=certs, cert="self_signed", auth={"mailbox": PASSWORD}
+    ) as server:
+        refused = _run(*_args(server, certs), "--host", "localhost", password=PASSWORD)
+        pinned = _run(
+            *_args(server, certs),
+            "--pin",
+            certs.sha256("self_signed"),
+            password=PASSWORD,
+        )
+
+    fingerprint = format_fingerprint(certs.sha256("self_signed"))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"Hint: {HINTS['certificate_untrusted']}" in refused.stdout
+    assert f"  SHA-256: {fingerprint}" in refused.stdout
+    assert "  Names: DNS:localhost, IP:127.0.0.1, IP:::1" in refused.stdout
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    assert server.commands.count("AUTH") == 1
+
+
+def test_no_switch_turns_verification_off():
+    helped = _run("--help")
+
+    assert "--no-verify" not in helped.stdout
+    assert "--pin SHA256" in helped.stdout

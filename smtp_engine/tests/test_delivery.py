@@ -3,7 +3,7 @@
 import pytest
 
 from smtp_engine import Step, send_test_message
-from smtp_engine.testing import LoopbackSmtpServer, ipv6_available
+from smtp_engine.tests.servers import LoopbackSmtpServer, ipv6_available
 from smtp_engine.texts import TEST_LINES, TEST_SUBJECT
 
 PASSWORD = "correct horse battery staple"
@@ -123,17 +123,6 @@ def test_separate_login_is_used_instead_of_username(settings_for, certs):
     assert server.messages[0].auth_login == "relay-login"
     plain, _html = _parts(server.messages[0].message)
     assert "Login: relay-login" in plain
-
-
-def test_unverified_tls_accepts_a_self_signed_certificate(settings_for, certs):
-    with LoopbackSmtpServer(tls="ssl", certs=certs, cert="self_signed") as server:
-        result = send_test_message(
-            settings_for(server, verify_tls=False, cafile=None), "Main"
-        )
-
-    assert result.ok, result.transcript
-    assert len(server.messages) == 1
-    assert "certificate not verified" in result.transcript
 
 
 def test_greek_sender_name_and_translated_subject(settings_for):

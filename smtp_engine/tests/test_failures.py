@@ -3,7 +3,7 @@
 import pytest
 
 from smtp_engine import HINTS, SmtpSettings, Step, send_test_message
-from smtp_engine.testing import (
+from smtp_engine.tests.servers import (
     LoopbackSmtpServer,
     SilentServer,
     TricklingServer,

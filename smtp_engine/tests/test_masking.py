@@ -5,7 +5,8 @@ import base64
 import pytest
 
 from smtp_engine import send_test_message
-from smtp_engine.testing import LoopbackSmtpServer
+from smtp_engine.tests.servers import LoopbackSmtpServer
+from smtp_engine.transcript import WITHHELD
 
 USER = "mailbox@example.com"
 PASSWORD = "Κωδικός-s3cret!"
@@ -27,7 +28,7 @@ def _assert_masked(settings, result):
         assert leak not in repr(result)
 
 
-@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
 def test_successful_login_is_masked(settings_for, certs, mechanism):
     with LoopbackSmtpServer(
         tls="ssl", certs=certs, auth={USER: PASSWORD}, auth_mechanisms=(mechanism,)
@@ -40,15 +41,17 @@ def test_successful_login_is_masked(settings_for, certs, mechanism):
     assert result.ok, result.transcript
     # The non-ASCII password went through, encoded as UTF-8.
     assert server.messages[0].auth_login == USER
-    assert f"C: AUTH {mechanism} ********" in result.transcript
-    if mechanism == "LOGIN":
-        # The password travels in its own line, answering a 334 challenge.
+    # CRAM-MD5 has no initial response: its one answer follows a challenge.
+    first = f"C: AUTH {mechanism}" + ("" if mechanism == "CRAM-MD5" else " ********")
+    assert first in result.transcript.splitlines()
+    if mechanism != "PLAIN":
+        # The answer travels in its own line, answering a 334 challenge.
         assert "\nS: 334 " in result.transcript
         assert result.transcript.count("C: ********") == 1
     _assert_masked(settings, result)
 
 
-@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
 def test_refused_login_is_masked(settings_for, certs, mechanism):
     with LoopbackSmtpServer(
         tls="ssl",
@@ -83,11 +86,70 @@ def test_separate_login_password_is_masked(settings_for, certs):
     assert "mailbox password" not in repr(settings)
 
 
-def test_password_echoed_by_the_server_is_masked(settings_for):
+def test_reply_echoing_the_password_is_withheld_whole(settings_for):
     with LoopbackSmtpServer(reject_sender=(550, f"5.7.1 no, {PASSWORD}")) as server:
         settings = settings_for(server, password=PASSWORD)
         result = send_test_message(settings, "Main")
 
     assert result.hint == "sender_not_allowed"
-    assert result.reply == "5.7.1 no, ********"
+    assert result.code == 550
+    assert result.reply == WITHHELD
+    assert result.error == f"SMTPSenderRefused: {WITHHELD}"
+    assert f"S: 550 {WITHHELD}" in result.transcript.splitlines()
+    # Nothing around the password is left to show which word it was.
+    for text in (result.reply, result.error, result.transcript):
+        assert "5.7.1 no" not in text
     _assert_masked(settings, result)
+
+
+def test_client_line_holding_the_password_is_withheld_whole(settings_for):
+    with LoopbackSmtpServer() as server:
+        settings = settings_for(
+            server, password="s3cret", sender_email="s3cret@example.com"
+        )
+        result = send_test_message(settings, "Main")
+
+    assert result.ok, result.transcript
+    lines = result.transcript.splitlines()
+    assert lines.count(f"C: {WITHHELD}") == 2  # MAIL FROM and RCPT TO
+    assert "s3cret" not in result.transcript
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_non_ascii_login_and_password(settings_for, certs, mechanism):
+    login, password = "λογαριασμός@example.com", "Ünïcödé-κλειδί-密码"
+    with LoopbackSmtpServer(
+        tls="ssl", certs=certs, auth={login: password}, auth_mechanisms=(mechanism,)
+    ) as server:
+        result = send_test_message(
+            settings_for(server, auth_required=True, username=login, password=password),
+            "Main",
+        )
+
+    assert result.ok, result.transcript
+    # The server checked the UTF-8 bytes of both (CRAM-MD5: its HMAC key).
+    assert server.messages[0].auth_login == login
+    assert f"C: AUTH {mechanism}" in result.transcript
+    assert not {c for c in password if not c.isascii()} & set(result.transcript)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_password_that_cannot_be_encoded_shows_no_character(
+    settings_for, certs, mechanism
+):
+    password = "pass\ud800word-ß"
+    with LoopbackSmtpServer(
+        tls="ssl", certs=certs, auth={USER: "x"}, auth_mechanisms=(mechanism,)
+    ) as server:
+        settings = settings_for(
+            server, auth_required=True, username=USER, password=password
+        )
+        result = send_test_message(settings, "Main")
+
+    assert result.step == "auth"
+    assert result.hint == "credentials_not_encodable"
+    for text in (result.transcript, result.error, result.reply, repr(result)):
+        assert "\ud800" not in text
+        assert "ß" not in text
+        assert "position" not in text
+    assert "MAIL" not in server.commands

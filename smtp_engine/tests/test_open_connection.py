@@ -7,7 +7,7 @@ from email.message import EmailMessage
 import pytest
 
 from smtp_engine import SmtpEngineError, SmtpSettings, Step, open_connection
-from smtp_engine.testing import LoopbackSmtpServer, SilentServer
+from smtp_engine.tests.servers import LoopbackSmtpServer, SilentServer
 
 
 def _message():

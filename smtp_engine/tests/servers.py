@@ -1,7 +1,8 @@
 """Real SMTP servers on the loopback interface, for tests.
 
 ``LoopbackSmtpServer`` runs aiosmtpd in a background thread with real TLS
-(certificates from ``make_test_certificates``), optional AUTH PLAIN/LOGIN,
+(certificates from ``make_test_certificates``), optional AUTH PLAIN, LOGIN
+or CRAM-MD5,
 and configurable refusals. ``SilentServer`` and ``TricklingServer`` misbehave
 on purpose, to test time-outs; ``refused_port`` gives a port where nothing
 listens. Every server is a context manager that stops its threads and closes
@@ -11,6 +12,8 @@ so that importing this module costs nothing.
 
 import datetime
 import email.policy
+import hashlib
+import hmac
 import ipaddress
 import logging
 import select
@@ -77,6 +80,11 @@ class TestCertificates:
     other_host_key: Path
     self_signed_cert: Path
     self_signed_key: Path
+
+    def sha256(self, name):
+        """Return the SHA-256 of the certificate "server", "other_host"... (DER)."""
+        pem = getattr(self, f"{name}_cert").read_text()
+        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
 
     def pair(self, name):
         """Return ``(cert, key)`` of "server", "other_host" or "self_signed"."""
@@ -240,6 +248,26 @@ class _Handler:
     def _needs_auth(self, session):
         return bool(self._server.auth) and not session.authenticated
 
+    async def auth_CRAM__MD5(self, server, _args):
+        """CRAM-MD5 (RFC 2195), which aiosmtpd does not have, over UTF-8."""
+        from aiosmtpd.smtp import MISSING, AuthResult
+
+        challenge = f"<{id(server)}.{len(self._server.commands)}@localhost>".encode()
+        response = await server.challenge_auth(challenge)
+        if response is MISSING:
+            return AuthResult(success=False, handled=True)
+        login, _sep, digest = response.rpartition(b" ")
+        login = login.decode("utf-8", "replace")
+        password = self._server.auth.get(login)
+        expected = (
+            hmac.new(password.encode(), challenge, "md5").hexdigest().encode()
+            if password is not None
+            else b""
+        )
+        if expected and hmac.compare_digest(digest, expected):
+            return AuthResult(success=True, auth_data=login)
+        return AuthResult(success=False, handled=False)
+
     async def handle_EHLO(self, _server, session, _envelope, hostname, responses):
         self._server.commands.append("EHLO")
         session.host_name = hostname
@@ -387,6 +415,8 @@ class LoopbackSmtpServer:
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import SMTP, Session
 
+        owner = self
+
         class QuietSession(Session):
             # aiosmtpd's own code sets this deprecated attribute and then
             # logs a deprecation warning about itself on every login.
@@ -402,7 +432,9 @@ class LoopbackSmtpServer:
             def _create_session(self):
                 return QuietSession(self.loop)
 
-        owner = self
+            async def smtp_AUTH(self, arg):
+                owner.commands.append("AUTH")
+                return await super().smtp_AUTH(arg)
 
         class LoopbackController(Controller):
             def factory(self):
@@ -434,7 +466,9 @@ class LoopbackSmtpServer:
                 auth_required=False,
                 auth_require_tls=self.tls == "starttls",
                 auth_exclude_mechanism=[
-                    m for m in ("PLAIN", "LOGIN") if m not in self.auth_mechanisms
+                    m
+                    for m in ("PLAIN", "LOGIN", "CRAM-MD5")
+                    if m not in self.auth_mechanisms
                 ],
             )
         controller = self._controller_class()(
