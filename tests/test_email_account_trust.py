@@ -18,7 +18,7 @@ from odoo.tools import config, mute_logger
 
 from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
-from odoo.addons.email_account.smtp_engine.testing import (
+from odoo.addons.email_account.smtp_engine.tests.servers import (
     LoopbackSmtpServer,
     refused_port,
 )
