@@ -29,6 +29,7 @@ from odoo.tools import (
 from odoo.tools.mail import email_split_tuples
 
 from ..smtp_engine import MESSAGE_TEXTS, SmtpSettings, send_test_message
+from ..smtp_engine.certificate import format_fingerprint, normalize_pin
 from ..tools import secret_box
 
 _logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ SECRET_BINDING_FIELDS = (
     "smtp_host",
     "smtp_port",
     "smtp_encryption",
+    "smtp_pinned_certificate",
     "username",
     "smtp_login",
 )
@@ -171,6 +173,15 @@ class EmailAccount(models.Model):
         help="Seconds after which an attempt to talk to the SMTP server is "
         "considered failed, for the test and for real sending.",
     )
+    smtp_pinned_certificate = fields.Char(
+        string="Trusted Certificate",
+        copy=False,
+        tracking=True,
+        help="The SHA-256 fingerprint of the one server certificate this "
+        "account accepts although no trusted authority issued it (a "
+        "self-signed certificate, for example). Set it from a failed check "
+        "with “Trust This Certificate”; any other certificate is refused.",
+    )
     # Authentication
     smtp_auth_required = fields.Boolean(
         string="Server Requires Authentication",
@@ -269,6 +280,13 @@ class EmailAccount(models.Model):
     )
     test_step = fields.Char(string="Step Reached", copy=False, readonly=True)
     test_message = fields.Text(string="Test Result", copy=False, readonly=True)
+    test_certificate_fingerprint = fields.Char(
+        string="Certificate Seen",
+        copy=False,
+        readonly=True,
+        help="The SHA-256 fingerprint of the certificate that the server "
+        "presented when the last check refused it.",
+    )
     test_transcript = fields.Text(
         string="SMTP Transcript",
         copy=False,
@@ -364,6 +382,21 @@ class EmailAccount(models.Model):
                     )
                 )
 
+    @api.constrains("smtp_pinned_certificate")
+    def _check_smtp_pinned_certificate(self):
+        for account in self:
+            try:
+                normalize_pin(account.smtp_pinned_certificate)
+            except ValueError as exc:
+                raise ValidationError(
+                    self.env._(
+                        "“%(fingerprint)s” is not a SHA-256 fingerprint: it has "
+                        "64 hexadecimal digits, usually in pairs separated by "
+                        "colons.",
+                        fingerprint=account.smtp_pinned_certificate,
+                    )
+                ) from exc
+
     @api.onchange("smtp_encryption")
     def _onchange_smtp_encryption(self):
         standard_ports = {"none": 25, "starttls": 587, "ssl": 465}
@@ -401,6 +434,11 @@ class EmailAccount(models.Model):
         for field_name in ("smtp_host", "sender_email", "smtp_login", "username"):
             if isinstance(vals.get(field_name), str):
                 vals[field_name] = vals[field_name].strip()
+        pin = vals.get("smtp_pinned_certificate")
+        # A malformed one stays as typed, for the constraint to show.
+        with contextlib.suppress(ValueError):
+            if pin:
+                vals["smtp_pinned_certificate"] = format_fingerprint(normalize_pin(pin))
         sender_email = vals.get("sender_email")
         # Only a well-formed address is normalized: email_normalize would pick
         # an address out of garbage and hide the user's mistake.
@@ -463,6 +501,18 @@ class EmailAccount(models.Model):
         self._remove_secrets(
             ["smtp_password"], self.env._("The stored separate password was removed.")
         )
+
+    def action_trust_certificate(self):
+        """Accept from now on the certificate that the last check refused."""
+        for account in self:
+            if not account.test_certificate_fingerprint:
+                raise UserError(
+                    self.env._(
+                        "Check the account first: the certificate to trust is "
+                        "the one its server presents."
+                    )
+                )
+            account.smtp_pinned_certificate = account.test_certificate_fingerprint
 
     def _remove_secrets(self, field_names, note):
         self.check_access("write")
@@ -540,6 +590,7 @@ class EmailAccount(models.Model):
             login_password=login_password,
             sender_name=self.sender_name or "",
             sender_email=self.sender_email,
+            pinned_certificate=self.smtp_pinned_certificate or "",
             # Servers with certificates of a private CA: trust that CA too.
             cafile=config.get(CA_FILE_OPTION) or None,
         )
@@ -581,7 +632,29 @@ class EmailAccount(models.Model):
         hint = result.hint_text(translate=self.env._)
         if hint:
             parts.append(hint)
+        if result.certificate:
+            parts.append(self._describe_certificate(result.certificate))
         return "\n".join(parts)
+
+    def _describe_certificate(self, certificate):
+        def date(value):
+            if not value:
+                return "?"
+            naive_utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+            return format_datetime(self.env, naive_utc, dt_format="medium")
+
+        return self.env._(
+            "The server presented this certificate:\n"
+            "Subject: %(subject)s\n"
+            "Issuer: %(issuer)s\n"
+            "Valid from %(not_before)s to %(not_after)s\n"
+            "SHA-256 fingerprint: %(fingerprint)s",
+            subject=certificate.subject or "?",
+            issuer=certificate.issuer or "?",
+            not_before=date(certificate.not_before),
+            not_after=date(certificate.not_after),
+            fingerprint=certificate.fingerprint,
+        )
 
     def _store_check_result(self, result):
         self.ensure_one()
@@ -594,6 +667,8 @@ class EmailAccount(models.Model):
                 "test_step": result.step_label(translate=self.env._),
                 "test_message": message,
                 "test_transcript": result.transcript,
+                "test_certificate_fingerprint": result.certificate
+                and result.certificate.fingerprint,
             }
         )
         self.message_post(

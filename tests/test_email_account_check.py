@@ -7,6 +7,7 @@ asserts what the server received and what the account stored and showed.
 import tempfile
 from unittest.mock import patch
 
+from odoo.exceptions import ValidationError
 from odoo.tests import Form, tagged
 from odoo.tools import config
 
@@ -134,6 +135,44 @@ class TestEmailAccountCheck(EmailAccountCase):
         self.assertEqual(account.test_state, "failed")
         self.assertEqual(account.test_step, "Setting up the encrypted connection (TLS)")
         self.assertIn("certificate", account.test_message)
+
+    def test_self_signed_certificate_is_pinned_from_a_failed_check(self):
+        self_signed = self.enterContext(
+            LoopbackSmtpServer(
+                tls="starttls",
+                certs=self.certs,
+                cert="self_signed",
+                auth={"sales@example.com": PASSWORD},
+            )
+        )
+        account = self.secure_account(smtp_port=self_signed.port)
+        account.action_send_test_message()
+        self.assertEqual(account.test_state, "failed")
+        fingerprint = account.test_certificate_fingerprint
+        self.assertRegex(fingerprint, r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")
+        self.assertIn(fingerprint, account.test_message)
+        self.assertIn("Subject:", account.test_message)
+        self.assertFalse([c for c in self_signed.commands if c.startswith("AUTH")])
+
+        account.action_trust_certificate()
+        self.assertEqual(account.smtp_pinned_certificate, fingerprint)
+        # The pin decides where the password may go: enter it again.
+        self.assertFalse(account.password_set)
+        account.password = PASSWORD
+        account.action_send_test_message()
+        self.assertEqual(account.test_state, "ok", account.test_message)
+        self.assertEqual(self_signed.messages[0].auth_login, "sales@example.com")
+
+        # Another certificate, even one a trusted authority issued: refused.
+        account.write({"smtp_port": self.starttls.port, "password": PASSWORD})
+        account.action_send_test_message()
+        self.assertEqual(account.test_state, "failed")
+        self.assertIn("not the pinned one", account.test_message)
+        self.assertFalse(self.starttls.messages)
+
+    def test_malformed_pin_is_refused(self):
+        with self.assertRaisesRegex(ValidationError, "not a SHA-256 fingerprint"):
+            self.account.smtp_pinned_certificate = "AB:CD"
 
     def test_failed_check_keeps_the_settings_and_allows_saving(self):
         self.account.smtp_port = refused_port()
