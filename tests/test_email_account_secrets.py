@@ -20,11 +20,13 @@ from unittest.mock import patch
 from cryptography.fernet import Fernet
 
 import odoo
+from odoo.cli.command import find_command
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tools import config
 
-from odoo.addons.email_account.tools import secret_box
+from odoo.addons.email_account.models.email_account import SECRET_FIELDS
+from odoo.addons.email_account.tools import key_rotation, secret_box
 
 from .common import EmailAccountCase
 
@@ -295,3 +297,48 @@ class TestEmailAccountSecrets(EmailAccountCase):
         account.password = "n3w-Pa55"
         token = self.stored_tokens(account)[0]
         self.assertEqual(Fernet(new).decrypt(token.encode()), b"n3w-Pa55")
+
+    def test_reencrypting_makes_every_secret_depend_on_the_newest_key_only(self):
+        self.forget_other_secrets()
+        old_key, new = new_key(), new_key()
+        os.environ[secret_box.KEY_ENVIRON] = old_key
+        accounts = (
+            self.create_account(smtp_login="relay", smtp_password="relay-Pa55")
+            | self.create_account(name="Archived", password="Ωμέγα-Pa55", active=False)
+            | self.create_account(name="Other", company_id=self.company_b.id)
+        )
+        old_tokens = self.stored_tokens(accounts)
+        os.environ[secret_box.KEY_ENVIRON] = f"{new},{old_key}"
+        count = key_rotation.reencrypt_secrets(self.env)
+        self.assertEqual(count, 4)
+        os.environ[secret_box.KEY_ENVIRON] = new
+        new_tokens = self.stored_tokens(accounts)
+        self.assertEqual(len(new_tokens), 4)
+        self.assertFalse(set(old_tokens) & set(new_tokens))
+        self.assertEqual(
+            [secret_box.decrypt(token) for token in new_tokens],
+            ["s3cret-Pa55", "relay-Pa55", "Ωμέγα-Pa55", "s3cret-Pa55"],
+        )
+
+    def test_reencrypting_changes_nothing_if_a_secret_cannot_be_decrypted(self):
+        self.forget_other_secrets()
+        old_key, new = new_key(), new_key()
+        os.environ[secret_box.KEY_ENVIRON] = old_key
+        first = self.create_account()
+        lost = self.create_account(name="Lost")
+        lost.sudo().password_token = Fernet(new_key()).encrypt(b"lost").decode()
+        accounts = first | lost
+        before = self.stored_tokens(accounts)
+        os.environ[secret_box.KEY_ENVIRON] = f"{new},{old_key}"
+        with self.assertRaises(key_rotation.UndecryptableSecretError) as caught:
+            key_rotation.reencrypt_secrets(self.env)
+        self.assertEqual(caught.exception.account, lost)
+        self.assertIn(f"(id {lost.id})", str(caught.exception))
+        self.assertEqual(self.stored_tokens(accounts), before)
+
+    def test_rotation_knows_every_secret_field(self):
+        self.assertEqual(set(key_rotation.TOKEN_FIELDS), set(SECRET_FIELDS.values()))
+
+    def test_odoo_finds_the_rekey_command_of_the_addon(self):
+        command = find_command("email_account_rekey")
+        self.assertEqual(command.name, "email_account_rekey")
