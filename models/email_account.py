@@ -306,10 +306,16 @@ class EmailAccount(models.Model):
             for account in self:
                 value = account[field_name]
                 if value:
-                    account.sudo()[token_field] = secret_box.encrypt(value)
+                    try:
+                        token = secret_box.encrypt(value)
+                    except secret_box.SecretKeyError as exc:
+                        raise account._secret_key_user_error(exc) from exc
+                    account.sudo()[token_field] = token
 
     @api.depends("password_token", "smtp_password_token")
     def _compute_password_set(self):
+        # From the stored tokens, never by decrypting: a missing key must
+        # not make a stored password look absent.
         for account in self:
             stored = account.sudo()
             account.password_set = bool(stored.password_token)
@@ -523,6 +529,24 @@ class EmailAccount(models.Model):
                 stored.write(tokens)
                 account.message_post(body=note, subtype_xmlid="mail.mt_note")
 
+    def _register_hook(self):
+        # At start rather than at the first message: a refused or missing
+        # key then shows in the log before anyone needs a password.
+        super()._register_hook()
+        stored = (
+            self.sudo()
+            .with_context(active_test=False)
+            .search_count(
+                [
+                    "|",
+                    ("password_token", "!=", False),
+                    ("smtp_password_token", "!=", False),
+                ],
+                limit=1,
+            )
+        )
+        secret_box.check_keys(secrets_stored=bool(stored))
+
     def action_send_test_message(self):
         """Send a real message from each account to its own address.
 
@@ -570,14 +594,7 @@ class EmailAccount(models.Model):
             password = secret_box.decrypt(stored.password_token)
             login_password = secret_box.decrypt(stored.smtp_password_token)
         except secret_box.SecretKeyError as exc:
-            raise UserError(
-                self.env._(
-                    "The stored password of the account “%(account)s” cannot "
-                    "be decrypted with this server's key. Enter the password "
-                    "again.",
-                    account=self.display_name,
-                )
-            ) from exc
+            raise self._secret_key_user_error(exc) from exc
         return SmtpSettings(
             host=self.smtp_host,
             port=self.smtp_port,
@@ -594,6 +611,46 @@ class EmailAccount(models.Model):
             # Servers with certificates of a private CA: trust that CA too.
             cafile=config.get(CA_FILE_OPTION) or None,
         )
+
+    def _secret_key_user_error(self, error):
+        """The translated ``UserError`` for a ``secret_box.SecretKeyError``."""
+        if isinstance(error, secret_box.KeyMissingError):
+            message = self.env._(
+                "The encryption key of the e-mail accounts is missing, so the "
+                "stored passwords cannot be decrypted. Restore the key from your "
+                "backup: it is looked for in the option “%(option)s” of the Odoo "
+                "configuration file, then in the environment variable "
+                "%(variable)s, then in the file %(path)s.",
+                option=secret_box.KEY_OPTION,
+                variable=secret_box.KEY_ENVIRON,
+                path=secret_box.key_file_path(),
+            )
+        elif isinstance(error, secret_box.KeyFileRefusedError):
+            message = self.env._(
+                "The key file %(path)s of the e-mail accounts is refused: other "
+                "users may read or change it, or it does not belong to the user "
+                "Odoo runs as. Make it belong to that user and readable by it "
+                "only (chmod 600 %(path)s).",
+                path=error.path,
+            )
+        elif isinstance(error, secret_box.InvalidKeyError):
+            message = self.env._(
+                "An encryption key of the e-mail accounts is not a valid key. "
+                "Check the option “%(option)s” of the Odoo configuration file, "
+                "the environment variable %(variable)s or the file %(path)s; "
+                "the server log says which key is wrong.",
+                option=secret_box.KEY_OPTION,
+                variable=secret_box.KEY_ENVIRON,
+                path=secret_box.key_file_path(),
+            )
+        else:
+            message = self.env._(
+                "The stored password of the account “%(account)s” cannot "
+                "be decrypted with this server's key. Enter the password "
+                "again.",
+                account=self.display_name,
+            )
+        return UserError(message)
 
     def _describe_check_result(self, result):
         """One translated sentence: what happened, where, and what to do."""

@@ -1,1 +1,2 @@
 from . import secret_box
+from . import key_rotation

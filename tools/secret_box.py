@@ -1,19 +1,34 @@
 """Encryption of account secrets at rest.
 
 Passwords are stored as Fernet tokens (AES-128-CBC with an HMAC-SHA256). The
-key never lives in the database: it comes, in this order, from the
-``email_account_key`` option of the Odoo configuration file, from the
-``EMAIL_ACCOUNT_KEY`` environment variable, or from a key file that is created
-once, readable by the Odoo user only, in Odoo's data directory. A database dump
-alone therefore reveals no password.
+keys never live in the database, so that a database dump alone reveals no
+password. They are looked for in three places, in this order, and only the
+first place that gives any key is used:
+
+1. the ``email_account_key`` option of the Odoo configuration file,
+2. the ``EMAIL_ACCOUNT_KEY`` environment variable,
+3. the file ``email_account.key`` in Odoo's data directory.
+
+The option and the variable hold one key or several separated by commas; the
+file holds one key a line (empty lines and lines starting with ``#`` are
+skipped). Several keys are listed newest first: the newest encrypts, all of
+them decrypt, which is how keys are rotated (see ``reencrypt_tokens`` and the
+``email_account_rekey`` command).
+
+The key file is created only to encrypt a secret when there is no key at all,
+never to decrypt one: a lost key must show up as an error, not be replaced by
+a new one that decrypts nothing. It is created atomically, complete and
+readable by the Odoo user only, and it is refused, like ssh refuses a private
+key, when group or others may access it or when it belongs to another user.
 """
 
 import contextlib
 import logging
 import os
-import threading
+import stat
+import tempfile
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from odoo.tools import config
 
@@ -23,51 +38,168 @@ KEY_OPTION = "email_account_key"
 KEY_ENVIRON = "EMAIL_ACCOUNT_KEY"
 KEY_FILE_NAME = "email_account.key"
 
-_lock = threading.Lock()
-
 
 class SecretKeyError(Exception):
-    """The key is missing or does not match the stored secret."""
+    """No usable key, or a stored secret that no key decrypts."""
+
+
+class KeyMissingError(SecretKeyError):
+    """There is no key anywhere, and decrypting must not create one."""
+
+
+class KeyFileRefusedError(SecretKeyError):
+    """The key file may be read or changed by others: it is not used."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"the key file {path} is refused: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class InvalidKeyError(SecretKeyError):
+    """A configured key is not a Fernet key."""
+
+
+class WrongKeyError(SecretKeyError):
+    """No key decrypts the stored secret."""
 
 
 def key_file_path():
-    """Where the generated key lives when none is configured."""
+    """Where the key file is looked for, and created when there is no key."""
     return os.path.join(config["data_dir"], KEY_FILE_NAME)
 
 
-def _read_or_create_key_file(path):
-    with _lock:
-        with contextlib.suppress(FileNotFoundError), open(path, "rb") as key_file:
-            return key_file.read().strip()
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        key = Fernet.generate_key()
-        # O_EXCL: two workers starting together must not write two keys.
+def _parse_keys(text, separator, where):
+    keys = [
+        entry.strip()
+        for entry in text.split(separator)
+        if entry.strip() and not entry.strip().startswith("#")
+    ]
+    fernets = []
+    for position, key in enumerate(keys, start=1):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            with open(path, "rb") as key_file:
-                return key_file.read().strip()
-        with os.fdopen(fd, "wb") as key_file:
-            key_file.write(key)
-        _logger.info("Created the e-mail account key file %s", path)
-        return key
+            fernets.append(Fernet(key))
+        except ValueError as exc:
+            # Never the key itself in a message: it may be a typo of a real one.
+            error = InvalidKeyError(
+                f"key number {position} of {where} is not a valid Fernet key"
+            )
+            _logger.error("The e-mail account keys cannot be used: %s", error)
+            raise error from exc
+    return fernets
 
 
-def _fernet():
-    key = config.get(KEY_OPTION) or os.environ.get(KEY_ENVIRON)
-    if not key:
-        key = _read_or_create_key_file(key_file_path())
+def _check_key_file(path, status):
+    """Raise ``KeyFileRefusedError`` unless only the Odoo user owns ``path``."""
+    if not stat.S_ISREG(status.st_mode):
+        raise KeyFileRefusedError(path, "it is not a regular file")
+    if os.name != "posix":
+        return
+    if status.st_uid != os.geteuid():
+        raise KeyFileRefusedError(
+            path,
+            f"it belongs to the user id {status.st_uid}, not to the user Odoo "
+            f"runs as (id {os.geteuid()})",
+        )
+    if status.st_mode & 0o077:
+        raise KeyFileRefusedError(
+            path,
+            f"its permissions {stat.S_IMODE(status.st_mode):04o} let other "
+            f"users read or change it; run: chmod 600 {path}",
+        )
+
+
+def _read_key_file(path):
+    """Return the keys of the file at ``path``, or ``None`` if there is none."""
     try:
-        return Fernet(key)
-    except ValueError as exc:
-        raise SecretKeyError("the configured key is not a valid Fernet key") from exc
+        with open(path, "rb") as key_file:
+            # The status of the file actually read, not of whatever the
+            # path leads to a moment later.
+            status = os.fstat(key_file.fileno())
+            content = key_file.read().decode("ascii", errors="replace")
+        _check_key_file(path, status)
+    except FileNotFoundError:
+        return None
+    except KeyFileRefusedError as exc:
+        refusal = exc
+    except OSError as exc:
+        # Such as the file of another user that Odoo may not even read.
+        refusal = KeyFileRefusedError(path, f"it cannot be read ({exc.strerror})")
+    else:
+        return _parse_keys(content, "\n", f"the key file {path}")
+    _logger.error("The e-mail account keys are not used: %s", refusal)
+    raise refusal
+
+
+def _fsync_folder(folder):
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _create_key_file(path):
+    """Create the key file with a new key, unless another process just did.
+
+    The key is written and synced in a temporary file of the same folder
+    (created with mode 0600), which is then hard-linked to its final name:
+    a link never replaces an existing file, and readers see either no file
+    or the complete one. Whoever links first wins; everyone returns the keys
+    that are in the file afterwards.
+    """
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd, temp_path = tempfile.mkstemp(prefix=f".{KEY_FILE_NAME}.", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as temp_file:
+            temp_file.write(Fernet.generate_key() + b"\n")
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        # If another process was first, its key is the key.
+        with contextlib.suppress(FileExistsError):
+            os.link(temp_path, path)
+            _fsync_folder(folder)
+            _logger.info("Created the e-mail account key file %s", path)
+    finally:
+        os.unlink(temp_path)
+    fernets = _read_key_file(path)
+    if not fernets:
+        raise KeyMissingError(f"the key file {path} vanished or is empty")
+    return fernets
+
+
+def _load_keys(create=False):
+    """Return the Fernet instances of the keys, newest first.
+
+    :param bool create: create the key file if no key exists anywhere
+    """
+    for text, separator, where in (
+        (config.get(KEY_OPTION), ",", f"the option {KEY_OPTION}"),
+        (os.environ.get(KEY_ENVIRON), ",", f"the variable {KEY_ENVIRON}"),
+    ):
+        if text and text.strip():
+            return _parse_keys(text, separator, where)
+    path = key_file_path()
+    fernets = _read_key_file(path)
+    if fernets:
+        return fernets
+    if fernets is None and create:
+        return _create_key_file(path)
+    raise KeyMissingError(
+        f"no key in the option {KEY_OPTION}, the variable {KEY_ENVIRON} "
+        f"or the file {path}"
+    )
 
 
 def encrypt(plain):
-    """Return the token that stores ``plain``; empty stays empty."""
+    """Return the token that stores ``plain`` with the newest key.
+
+    Empty stays empty. Creates the key file if there is no key at all.
+    """
     if not plain:
         return False
-    return _fernet().encrypt(plain.encode()).decode("ascii")
+    return _load_keys(create=True)[0].encrypt(plain.encode()).decode("ascii")
 
 
 def decrypt(token):
@@ -75,6 +207,47 @@ def decrypt(token):
     if not token:
         return ""
     try:
-        return _fernet().decrypt(token.encode("ascii")).decode()
-    except InvalidToken as exc:
-        raise SecretKeyError("the stored secret does not match the key") from exc
+        return MultiFernet(_load_keys()).decrypt(token.encode("ascii")).decode()
+    except (InvalidToken, UnicodeError) as exc:
+        raise WrongKeyError("no key decrypts the stored secret") from exc
+
+
+def reencrypt_tokens(tokens):
+    """Return ``tokens`` encrypted again with the newest key, in order.
+
+    All or nothing: raises ``WrongKeyError`` (with the ``index`` of the
+    first token that no key decrypts) before returning anything.
+    """
+    keys = MultiFernet(_load_keys())
+    rotated = []
+    for index, token in enumerate(tokens):
+        try:
+            rotated.append(keys.rotate(token.encode("ascii")).decode("ascii"))
+        except (InvalidToken, UnicodeError) as exc:
+            error = WrongKeyError(f"no key decrypts the secret number {index + 1}")
+            error.index = index
+            raise error from exc
+    return rotated
+
+
+def check_keys(secrets_stored):
+    """Log what is wrong with the keys, at start; return whether all is well.
+
+    No key at all is wrong only when ``secrets_stored``: otherwise the key
+    file is created with the first secret.
+    """
+    try:
+        _load_keys()
+    except KeyMissingError as exc:
+        if not secrets_stored:
+            return True
+        _logger.error(
+            "Passwords of e-mail accounts are stored but their key is missing "
+            "(%s): restore it from your backup.",
+            exc,
+        )
+        return False
+    except SecretKeyError:
+        # Invalid keys and refused files are logged where they are found.
+        return False
+    return True
