@@ -1,8 +1,63 @@
 """Shared fixtures of the Odoo tests: companies, users of each group, accounts."""
 
-from odoo.tests import TransactionCase, new_test_user
+from unittest.mock import patch
 
+from odoo.tests import TransactionCase, new_test_user
+from odoo.tools import config
+
+from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
+from odoo.addons.email_account.smtp_engine.tests.servers import (
+    LoopbackSmtpServer,
+    refused_port,
+)
+
+
+class LoopbackSendingMixin:
+    """Odoo sends for real, to loopback servers, and nowhere else.
+
+    ``smtp_default`` is a catch-all outgoing mail server (no FROM filter);
+    mail that no server takes fails instead of leaving, whatever this
+    machine's configuration says.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env = cls.env(context=dict(cls.env.context, **DISABLED_MAIL_CONTEXT))
+        cls.startClassPatcher(
+            patch.dict(
+                config.options,
+                {"smtp_server": "127.0.0.1", "smtp_port": refused_port()},
+            )
+        )
+        cls.smtp_default = cls.enterClassContext(LoopbackSmtpServer())
+        cls.default_server = cls.env["ir.mail_server"].create(
+            {
+                "name": "Catch-all",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": cls.smtp_default.port,
+                "sequence": 20,
+            }
+        )
+        cls.customer = cls.env["res.partner"].create(
+            {"name": "Customer", "email": "customer@example.org"}
+        )
+
+    def setUp(self):
+        super().setUp()
+        # Core skips all sending in tests; this is the switch core's own
+        # SMTP tests turn off.
+        patcher = patch.object(IrMail_Server, "_disable_send", return_value=False)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        for server in self.loopback_servers():
+            server.messages.clear()
+            server.commands.clear()
+            server.connections = 0
+
+    def loopback_servers(self):
+        return [self.smtp_default]
 
 
 class EmailAccountCase(TransactionCase):

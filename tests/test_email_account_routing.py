@@ -9,16 +9,13 @@ SMTP tests do.
 import tempfile
 import time
 from email.message import EmailMessage
-from unittest.mock import patch
 
 from psycopg2 import IntegrityError
 
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import TransactionCase, new_test_user, tagged
-from odoo.tools import config, mute_logger
+from odoo.tools import mute_logger
 
-from odoo.addons.base.models.ir_mail_server import IrMail_Server
-from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
 from odoo.addons.email_account.hooks import uninstall_hook
 from odoo.addons.email_account.smtp_engine.tests.servers import (
     LoopbackSmtpServer,
@@ -27,12 +24,14 @@ from odoo.addons.email_account.smtp_engine.tests.servers import (
     refused_port,
 )
 
+from .common import LoopbackSendingMixin
+
 SALES_LOGIN = "sales-smtp"
 SALES_PASSWORD = "Sales-Smtp-Pa55"
 MAILBOX_PASSWORD = "Mailbox-Pa55"
 
 
-class EmailAccountRoutingCase(TransactionCase):
+class EmailAccountRoutingCase(LoopbackSendingMixin, TransactionCase):
     """Two loopback servers with an account each, and a catch-all server.
 
     ``account_sales`` (company A, login required) sends through
@@ -44,20 +43,10 @@ class EmailAccountRoutingCase(TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env = cls.env(context=dict(cls.env.context, **DISABLED_MAIL_CONTEXT))
-        # Whatever the configuration of this machine, mail that no server
-        # takes must fail here rather than leave.
-        cls.startClassPatcher(
-            patch.dict(
-                config.options,
-                {"smtp_server": "127.0.0.1", "smtp_port": refused_port()},
-            )
-        )
         cls.smtp_sales = cls.enterClassContext(
             LoopbackSmtpServer(auth={SALES_LOGIN: SALES_PASSWORD})
         )
         cls.smtp_support = cls.enterClassContext(LoopbackSmtpServer())
-        cls.smtp_default = cls.enterClassContext(LoopbackSmtpServer())
 
         cls.company_a = cls.env.company
         cls.company_b = cls.env["res.company"].create({"name": "Company B"})
@@ -88,17 +77,6 @@ class EmailAccountRoutingCase(TransactionCase):
                 "company_id": False,
             }
         )
-        cls.default_server = cls.env["ir.mail_server"].create(
-            {
-                "name": "Catch-all",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": cls.smtp_default.port,
-                "sequence": 20,
-            }
-        )
-        cls.customer = cls.env["res.partner"].create(
-            {"name": "Customer", "email": "customer@example.org"}
-        )
         # Who queues the mail of these tests: a member of Email Accounts /
         # User in company A, so allowed to send through both accounts.
         cls.seller = new_test_user(
@@ -107,15 +85,8 @@ class EmailAccountRoutingCase(TransactionCase):
             groups="email_account.group_email_account_user",
         )
 
-    def setUp(self):
-        super().setUp()
-        # Core skips all sending in tests; this is the switch core's own
-        # SMTP tests turn off.
-        patcher = patch.object(IrMail_Server, "_disable_send", return_value=False)
-        patcher.start()
-        self.addCleanup(patcher.stop)
-        for server in (self.smtp_sales, self.smtp_support, self.smtp_default):
-            server.messages.clear()
+    def loopback_servers(self):
+        return [self.smtp_sales, self.smtp_support, self.smtp_default]
 
     def queue_mail(self, email_from, user=None, **values):
         """Queue a mail as ``user`` (default: the seller) would."""

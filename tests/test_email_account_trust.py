@@ -9,45 +9,34 @@ the loopback SMTP servers received.
 
 import contextlib
 import unittest
-from unittest.mock import patch
 
 from odoo.exceptions import ValidationError
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tests.common import JsonRpcException
-from odoo.tools import config, mute_logger
+from odoo.tools import mute_logger
 
-from odoo.addons.base.models.ir_mail_server import IrMail_Server
-from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
 from odoo.addons.email_account.smtp_engine.tests.servers import (
     LoopbackSmtpServer,
-    refused_port,
 )
+
+from .common import LoopbackSendingMixin
 
 LOGIN = "sales@example.com"
 PASSWORD = "Sales-Pa55-trust"
 
 
-class EmailAccountTrustCase(HttpCase):
+class EmailAccountTrustCase(LoopbackSendingMixin, HttpCase):
     """An account of company A with a password, its server, a catch-all."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env = cls.env(context=dict(cls.env.context, **DISABLED_MAIL_CONTEXT))
-        # Mail that no server takes fails here rather than leave.
-        cls.startClassPatcher(
-            patch.dict(
-                config.options,
-                {"smtp_server": "127.0.0.1", "smtp_port": refused_port()},
-            )
-        )
         cls.smtp_sales = cls.enterClassContext(
             LoopbackSmtpServer(auth={LOGIN: PASSWORD})
         )
         cls.smtp_attacker = cls.enterClassContext(
             LoopbackSmtpServer(auth={LOGIN: "anything"})
         )
-        cls.smtp_default = cls.enterClassContext(LoopbackSmtpServer())
         cls.company_a = cls.env.company
         cls.company_b = cls.env["res.company"].create({"name": "Company B"})
         cls.manager = new_test_user(
@@ -87,27 +76,9 @@ class EmailAccountTrustCase(HttpCase):
                 "company_id": cls.company_a.id,
             }
         )
-        cls.default_server = cls.env["ir.mail_server"].create(
-            {
-                "name": "Catch-all",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": cls.smtp_default.port,
-                "sequence": 20,
-            }
-        )
-        cls.customer = cls.env["res.partner"].create(
-            {"name": "Customer", "email": "customer@example.org"}
-        )
 
-    def setUp(self):
-        super().setUp()
-        patcher = patch.object(IrMail_Server, "_disable_send", return_value=False)
-        patcher.start()
-        self.addCleanup(patcher.stop)
-        for server in (self.smtp_sales, self.smtp_attacker, self.smtp_default):
-            server.messages.clear()
-            server.commands.clear()
-            server.connections = 0
+    def loopback_servers(self):
+        return [self.smtp_sales, self.smtp_attacker, self.smtp_default]
 
     def call(self, model, method, *args, **kwargs):
         return self.make_jsonrpc_request(
