@@ -373,10 +373,16 @@ class EmailAccount(models.Model):
     )
     # Encrypted at rest, readable only by the superuser (see tools.secret_box).
     oauth_refresh_secret = fields.Char(
-        groups="base.group_system", copy=False, prefetch=False
+        string="Encrypted Refresh Token",
+        groups="base.group_system",
+        copy=False,
+        prefetch=False,
     )
     oauth_access_secret = fields.Char(
-        groups="base.group_system", copy=False, prefetch=False
+        string="Encrypted Access Token",
+        groups="base.group_system",
+        copy=False,
+        prefetch=False,
     )
     # The mixins' plain token columns become write-only views of the
     # encrypted ones: their sign-in flows write the tokens here, and no
