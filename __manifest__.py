@@ -12,7 +12,7 @@
     "license": "LGPL-3",
     "application": True,
     "installable": True,
-    "depends": ["mail"],
+    "depends": ["mail", "microsoft_outlook", "google_gmail"],
     "data": [
         "security/email_account_security.xml",
         "security/ir.model.access.csv",

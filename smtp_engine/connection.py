@@ -29,6 +29,7 @@ from .diagnosis import CERTIFICATE_HINTS, describe_exception, diagnose_exception
 from .result import CheckResult, CredentialsEncodingError, SmtpEngineError, Step
 from .settings import SmtpSettings
 from .transcript import WITHHELD, Transcript, secret_forms
+from .xoauth2 import login_xoauth2
 
 # smtplib's own limit for one reply line.
 _MAX_LINE = 8192
@@ -486,7 +487,10 @@ def establish(session):
             raise smtplib.SMTPNotSupportedError(
                 "SMTP AUTH extension not supported by server."
             )
-        session.login(*credentials)
+        if settings.oauth_token:
+            login_xoauth2(session, *credentials)
+        else:
+            session.login(*credentials)
 
 
 def missing_credentials(settings):

@@ -6,6 +6,7 @@ import socket
 import ssl
 
 from .certificate import CertificateChangedError
+from .providers import diagnose_provider_reply
 from .result import CredentialsEncodingError, Step
 from .settings import SmtpSettings
 
@@ -83,6 +84,9 @@ def diagnose_reply(
 ) -> str:
     """Return the hint key for a refusing server reply at ``step``."""
     step = Step(step)
+    provider_hint = diagnose_provider_reply(step, code, text, settings)
+    if provider_hint:
+        return provider_hint
     encryption = settings.encryption if settings else None
     lowered = text.lower()
     if step == Step.GREETING:

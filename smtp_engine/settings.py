@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from .certificate import normalize_pin
+from .xoauth2 import xoauth2_string
 
 ENCRYPTIONS = ("none", "starttls", "ssl")
 
@@ -17,6 +18,8 @@ class SmtpSettings:
     and host name are verified against the system's authorities and
     ``cafile``) or the SHA-256 fingerprint of the server's certificate, the
     only one then accepted; it is kept as 64 lower-case hex digits.
+    ``oauth_token`` is an OAuth 2.0 access token: when set, the engine logs
+    in as ``username`` with XOAUTH2 instead of a password.
     """
 
     host: str
@@ -33,6 +36,7 @@ class SmtpSettings:
     pinned_certificate: str = ""
     cafile: str | None = None
     local_hostname: str | None = None
+    oauth_token: str = field(default="", repr=False)
 
     def __post_init__(self):
         if self.encryption not in ENCRYPTIONS:
@@ -60,10 +64,17 @@ class SmtpSettings:
         """
         if not self.auth_required:
             return None
+        if self.oauth_token:
+            return (self.username, self.oauth_token)
         if self.login:
             return (self.login, self.login_password)
         return (self.username, self.password)
 
     def secrets(self) -> tuple[str, ...]:
-        """Return the non-empty passwords of these settings."""
-        return tuple(s for s in (self.password, self.login_password) if s)
+        """Return the non-empty passwords and tokens of these settings."""
+        oauth = (
+            (self.oauth_token, xoauth2_string(self.username, self.oauth_token))
+            if self.oauth_token
+            else ()
+        )
+        return tuple(s for s in (self.password, self.login_password, *oauth) if s)

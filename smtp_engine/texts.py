@@ -131,6 +131,49 @@ HINTS = {
         "The server reported an error. Read the server's reply and the "
         "transcript for details."
     ),
+    # Microsoft 365, Google and OAuth 2.0 (see providers.py)
+    "oauth_token_refused": _lt(
+        "The sign-in has expired or was revoked: connect the account again."
+    ),
+    "microsoft_smtp_auth_disabled": _lt(
+        "Microsoft 365 has SMTP AUTH turned off for the organisation or for "
+        "this mailbox (5.7.139). An administrator turns it on for the mailbox "
+        "in the Microsoft 365 admin center (Users, Active users, the mailbox, "
+        "Mail, Manage email apps, Authenticated SMTP) and for the "
+        "organisation in the Exchange admin center (Settings, Mail flow, "
+        "clear 'Turn off SMTP AUTH protocol for your organization'); the "
+        "security defaults of Microsoft Entra ID block it too."
+    ),
+    "microsoft_basic_auth_disabled": _lt(
+        "Microsoft 365 no longer accepts a password for SMTP from this "
+        "mailbox. Choose 'Microsoft 365 / Outlook (OAuth)' as the "
+        "authentication and connect the account."
+    ),
+    "microsoft_client_not_authenticated": _lt(
+        "Microsoft 365 accepts mail on this server only from a mailbox that "
+        "has logged in (5.7.57). Choose 'Microsoft 365 / Outlook (OAuth)' as "
+        "the authentication, with smtp.office365.com, port 587 and STARTTLS, "
+        "and connect the account."
+    ),
+    "microsoft_send_as_denied": _lt(
+        "Microsoft 365 does not let this mailbox send as the sender address "
+        "(5.7.60, SendAsDenied). Use the mailbox's own address as the sender, "
+        "or have an Exchange administrator grant the mailbox 'Send As' "
+        "permission on that address."
+    ),
+    "google_app_password_required": _lt(
+        "Google requires an app password for this account, because 2-Step "
+        "Verification is on (5.7.9). Create an app password in the Google "
+        "account (Security, App passwords) and enter it as the password, or "
+        "choose 'Google (OAuth)' as the authentication and connect the "
+        "account."
+    ),
+    "google_login_refused": _lt(
+        "Google did not accept the user name and password (5.7.8). Enter the "
+        "full Gmail address as the user name and an app password, not the "
+        "account's normal password, or choose 'Google (OAuth)' as the "
+        "authentication and connect the account."
+    ),
 }
 
 SECURITY_LABELS = {

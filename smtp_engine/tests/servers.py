@@ -10,6 +10,7 @@ its sockets on exit. aiosmtpd and cryptography are imported only when used,
 so that importing this module costs nothing.
 """
 
+import base64
 import datetime
 import email.policy
 import hashlib
@@ -246,7 +247,8 @@ class _Handler:
         self._server = server
 
     def _needs_auth(self, session):
-        return bool(self._server.auth) and not session.authenticated
+        needs = self._server.auth or self._server.oauth_tokens
+        return bool(needs) and not session.authenticated
 
     async def auth_CRAM__MD5(self, server, _args):
         """CRAM-MD5 (RFC 2195), which aiosmtpd does not have, over UTF-8."""
@@ -267,6 +269,30 @@ class _Handler:
         if expected and hmac.compare_digest(digest, expected):
             return AuthResult(success=True, auth_data=login)
         return AuthResult(success=False, handled=False)
+
+    async def auth_XOAUTH2(self, server, args):
+        """XOAUTH2 as Microsoft 365 and Google speak it: a bearer token."""
+        from aiosmtpd.smtp import MISSING, AuthResult
+
+        if len(args) > 1:
+            response = base64.b64decode(args[1])
+        else:
+            response = await server.challenge_auth("")
+            if response is MISSING:
+                return AuthResult(success=False, handled=True)
+        fields = dict(
+            part.split("=", 1) for part in response.decode().split("\x01") if part
+        )
+        login = fields.get("user", "")
+        expected = self._server.oauth_tokens.get(login)
+        if expected and fields.get("auth") == f"Bearer {expected}":
+            self._server.oauth_logins.append((login, expected))
+            return AuthResult(success=True, auth_data=login)
+        # The providers explain a refused token in a challenge first.
+        await server.challenge_auth('{"status":"401","schemes":"bearer"}')
+        return AuthResult(
+            success=False, handled=False, message=self._server.auth_refusal
+        )
 
     async def handle_EHLO(self, _server, session, _envelope, hostname, responses):
         self._server.commands.append("EHLO")
@@ -345,6 +371,9 @@ class LoopbackSmtpServer:
     ``(code, text)`` replies for MAIL, RCPT and the end of DATA;
     ``data_reply`` replaces the reply to an accepted message;
     ``drop_on_quit`` closes the connection on QUIT without a reply.
+    ``oauth_tokens`` maps logins to the bearer tokens XOAUTH2 accepts
+    (``oauth_logins`` lists the pairs that logged in); ``auth_refusal``
+    replaces the reply to a refused login, with a password or a token.
 
     ``messages`` lists what was received, ``commands`` the commands seen,
     ``connections`` the number of client connections, ``errors`` the
@@ -372,6 +401,8 @@ class LoopbackSmtpServer:
         drop_on_quit=False,
         server_hostname="localhost",
         log_level=logging.ERROR,
+        oauth_tokens=None,
+        auth_refusal=None,
     ):
         _check_loopback(host)
         if tls not in ("none", "starttls", "ssl"):
@@ -393,6 +424,11 @@ class LoopbackSmtpServer:
         self.drop_on_quit = drop_on_quit
         self.server_hostname = server_hostname
         self.log_level = log_level
+        self.oauth_tokens = dict(oauth_tokens or {})
+        self.auth_refusal = auth_refusal
+        self.oauth_logins = []
+        if self.oauth_tokens:
+            self.auth_mechanisms += ("XOAUTH2",)
         self.messages = []
         self.commands = []
         self.errors = []
@@ -409,7 +445,7 @@ class LoopbackSmtpServer:
         password = auth_data.password.decode("utf-8", "replace")
         if login in self.auth and self.auth[login] == password:
             return AuthResult(success=True, auth_data=login)
-        return AuthResult(success=False, handled=False)
+        return AuthResult(success=False, handled=False, message=self.auth_refusal)
 
     def _controller_class(self):
         from aiosmtpd.controller import Controller
@@ -457,7 +493,7 @@ class LoopbackSmtpServer:
             kwargs.update(tls_context=context, require_starttls=self.require_starttls)
         elif self.tls == "ssl":
             kwargs["ssl_context"] = context
-        if self.auth:
+        if self.auth or self.oauth_tokens:
             kwargs.update(
                 authenticator=self._authenticate,
                 # MAIL and RCPT check the login themselves (see _Handler):
@@ -467,7 +503,7 @@ class LoopbackSmtpServer:
                 auth_require_tls=self.tls == "starttls",
                 auth_exclude_mechanism=[
                     m
-                    for m in ("PLAIN", "LOGIN", "CRAM-MD5")
+                    for m in ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2")
                     if m not in self.auth_mechanisms
                 ],
             )

@@ -166,7 +166,7 @@ def test_sender_not_allowed_at_mail_from(settings_for):
         result = _check(settings_for(server))
 
     assert result.step == Step.SENDER
-    assert result.hint == "sender_not_allowed"
+    assert result.hint == "microsoft_send_as_denied"
     assert result.code == 550
     assert result.reply == MICROSOFT_SEND_AS[1]
 
@@ -176,7 +176,7 @@ def test_sender_not_allowed_at_end_of_data(settings_for):
         result = _check(settings_for(server))
 
     assert result.step == Step.DATA
-    assert result.hint == "sender_not_allowed"
+    assert result.hint == "microsoft_send_as_denied"
     assert result.code == 550
 
 
