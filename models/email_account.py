@@ -1285,6 +1285,7 @@ class EmailAccount(models.Model):
                 )
             ) from exc
         except UserError as exc:
+            hint = HINTS["oauth_token_refused"]
             raise UserError(
                 self.env._(
                     "%(provider)s refused to renew the sign-in of the account "
@@ -1292,7 +1293,7 @@ class EmailAccount(models.Model):
                     provider=provider,
                     account=self.display_name,
                     reason=exc.args[0] if exc.args else "",
-                    hint=self.env._(HINTS["oauth_token_refused"]),
+                    hint=self.env._(hint),
                 )
             ) from exc
         stored.write(
