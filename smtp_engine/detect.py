@@ -191,6 +191,19 @@ class Detection:
         return "\n".join(lines)
 
 
+def nameserver_resolver(entries):
+    """Return a resolver that asks only the DNS servers ``entries``.
+
+    Each entry is an IP address, with ``:port`` if not 53 (an IPv6 address
+    then in brackets); all use the port of the first.
+    """
+    parsed = [urllib.parse.urlsplit(f"//{entry}") for entry in entries]
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [str(ipaddress.ip_address(p.hostname)) for p in parsed]
+    resolver.port = parsed[0].port or 53
+    return resolver
+
+
 def address_domain(email):
     """Return the domain of ``email`` in IDNA (ASCII) form, lower case.
 
