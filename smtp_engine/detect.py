@@ -623,10 +623,11 @@ class _AddressedConnection(http.client.HTTPConnection):
             self.sock = self._tls.wrap_socket(self.sock, server_hostname=self.host)
 
     def close(self):
-        super().close()
+        result = super().close()
         watch, self._watch = self._watch, None
         if watch is not None:
             self._run.forget(watch)
+        return result
 
 
 def url_domain(url):
