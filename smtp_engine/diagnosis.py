@@ -6,7 +6,7 @@ import socket
 import ssl
 
 from .certificate import CertificateChangedError
-from .providers import diagnose_provider_reply
+from .provider_replies import diagnose_provider_reply
 from .result import CredentialsEncodingError, Step
 from .settings import SmtpSettings
 

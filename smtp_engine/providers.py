@@ -1,46 +1,234 @@
-"""Replies of Microsoft 365 and Google that deserve a hint of their own.
+"""Presets of the common mail providers, and what each needs from the user.
 
-Both providers refuse with enhanced status codes (RFC 3463) that name the
-cause precisely; the generic hints of ``diagnosis`` would only say "login
-refused". Each rule gives a key of ``HINTS``.
+A preset is recognised by the domain of the address (gmail.com) or by the
+domain's MX records (a company domain whose mail Microsoft 365 receives). It
+gives the outgoing server the provider documents, and a note on what the
+provider needs besides the password: an app password, SMTP AUTH turned on.
+
+The values of the international providers are those of their own help pages
+and of Mozilla's ISP database. For the Greek providers no outgoing server is
+given as certain: their help pages change with every merger, so only the
+domains are recognised, their usual host names are added to the probe, and
+the probe confirms what actually answers.
 """
 
-import re
+from dataclasses import dataclass
 
-from .result import Step
-
-
-def _status(code):
-    # An enhanced status code as a whole word: 5.7.8 is not 5.7.80.
-    return re.compile(rf"(?<![\d.]){re.escape(code)}(?![\d])")
+from .texts import _lt
 
 
-_SMTP_AUTH_DISABLED = _status("5.7.139")
-_BASIC_AUTH_DISABLED = "basic authentication is disabled"
-_NOT_AUTHENTICATED = _status("5.7.57")
-_SEND_AS_DENIED = _status("5.7.60")
-_APP_PASSWORD_REQUIRED = _status("5.7.9")
-_CREDENTIALS_REFUSED = _status("5.7.8")
-_LOGIN_REFUSED_CODES = (534, 535)
+@dataclass(frozen=True)
+class Provider:
+    """A mail provider: how to recognise it and what it documents.
+
+    ``host`` is empty when the provider's settings are not known for sure;
+    then ``probe_hosts`` are tried along with the usual guesses.
+    """
+
+    key: str
+    name: str
+    domains: tuple[str, ...] = ()
+    mx_suffixes: tuple[str, ...] = ()
+    host: str = ""
+    port: int = 0
+    encryption: str = ""
+    probe_hosts: tuple[str, ...] = ()
+    note: str = ""
+
+    def matches_domain(self, domain):
+        """Return whether addresses of ``domain`` are this provider's mailboxes."""
+        return domain in self.domains
+
+    def matches_mx(self, exchange):
+        """Return whether the mail exchanger ``exchange`` is this provider's."""
+        exchange = exchange.rstrip(".").lower()
+        return any(
+            exchange == suffix or exchange.endswith("." + suffix)
+            for suffix in self.mx_suffixes
+        )
 
 
-def diagnose_provider_reply(step, code, text, settings=None):
-    """Return the hint key for a provider's refusal, or None if not one."""
-    oauth = bool(settings and settings.oauth_token)
-    if _SMTP_AUTH_DISABLED.search(text):
-        if not oauth and _BASIC_AUTH_DISABLED in text.lower():
-            return "microsoft_basic_auth_disabled"
-        return "microsoft_smtp_auth_disabled"
-    if _NOT_AUTHENTICATED.search(text):
-        return "microsoft_client_not_authenticated"
-    if _SEND_AS_DENIED.search(text) or "sendasdenied" in text.lower():
-        return "microsoft_send_as_denied"
-    if step != Step.AUTH or code not in _LOGIN_REFUSED_CODES:
-        return None
-    if oauth:
-        return "oauth_token_refused"
-    if _APP_PASSWORD_REQUIRED.search(text):
-        return "google_app_password_required"
-    if _CREDENTIALS_REFUSED.search(text) and "username and password" in text.lower():
-        return "google_login_refused"
+GREEK_ISP_NOTE = _lt(
+    "The outgoing server of this provider was not taken from its "
+    "documentation but found by trying its servers. Check it against the "
+    "provider's instructions; some providers accept mail on port 25 only "
+    "from their own network."
+)
+
+PROVIDERS = (
+    Provider(
+        key="google",
+        name="Gmail / Google Workspace",
+        domains=("gmail.com", "googlemail.com"),
+        # aspmx.l.google.com, gmail-smtp-in.l.google.com, smtp.google.com.
+        mx_suffixes=("google.com", "googlemail.com"),
+        host="smtp.gmail.com",
+        port=465,
+        encryption="ssl",
+        note=_lt(
+            "Google accepts only an app password here, not the account's "
+            "own password: turn on 2-Step Verification and create an app "
+            "password (Google Account › Security › App passwords). The user "
+            "name is the full address. In Google Workspace the administrator "
+            "may have to allow it."
+        ),
+    ),
+    Provider(
+        key="microsoft365",
+        name="Microsoft 365",
+        domains=("onmicrosoft.com",),
+        # <tenant>-<tld>.mail.protection.outlook.com
+        mx_suffixes=("mail.protection.outlook.com",),
+        host="smtp.office365.com",
+        port=587,
+        encryption="starttls",
+        note=_lt(
+            "Microsoft 365 sends for a mailbox only when Authenticated SMTP "
+            "(SMTP AUTH) is turned on for it (Microsoft 365 admin centre › "
+            "the user › Mail › Manage email apps), and security defaults or "
+            "multi-factor authentication may refuse a password login. The "
+            "user name is the full address. Microsoft is retiring password "
+            "logins for SMTP: ask your administrator whether yours still "
+            "accepts them."
+        ),
+    ),
+    Provider(
+        key="outlook",
+        name="Outlook.com",
+        domains=(
+            "outlook.com",
+            "outlook.com.gr",
+            "hotmail.com",
+            "hotmail.gr",
+            "live.com",
+            "msn.com",
+        ),
+        # outlook-com.olc.protection.outlook.com
+        mx_suffixes=("olc.protection.outlook.com",),
+        host="smtp-mail.outlook.com",
+        port=587,
+        encryption="starttls",
+        note=_lt(
+            "Outlook.com: with two-step verification turned on, log in with "
+            "an app password (Microsoft account › Security). Microsoft is "
+            "retiring password logins for SMTP in favour of modern "
+            "authentication, so they may be refused."
+        ),
+    ),
+    Provider(
+        key="yahoo",
+        name="Yahoo Mail",
+        domains=("yahoo.com", "yahoo.gr", "ymail.com", "rocketmail.com"),
+        mx_suffixes=("yahoodns.net",),
+        host="smtp.mail.yahoo.com",
+        port=465,
+        encryption="ssl",
+        note=_lt(
+            "Yahoo Mail accepts only an app password here: create one in "
+            "the account's security settings (Account info › Account "
+            "security › Generate app password). The user name is the full "
+            "address."
+        ),
+    ),
+    Provider(
+        key="icloud",
+        name="iCloud Mail",
+        domains=("icloud.com", "me.com", "mac.com"),
+        mx_suffixes=("mail.icloud.com",),
+        host="smtp.mail.me.com",
+        port=587,
+        encryption="starttls",
+        note=_lt(
+            "iCloud Mail accepts only an app-specific password here (Apple "
+            "Account › Sign-In and Security › App-Specific Passwords). The "
+            "user name is the full iCloud address."
+        ),
+    ),
+    Provider(
+        key="zoho_eu",
+        name="Zoho Mail (EU)",
+        domains=("zoho.eu", "zohomail.eu"),
+        mx_suffixes=("zoho.eu",),
+        host="smtp.zoho.eu",
+        port=465,
+        encryption="ssl",
+        note=_lt(
+            "Zoho Mail: SMTP access must be allowed in the mail settings, "
+            "and with two-factor authentication Zoho accepts only an "
+            "application-specific password."
+        ),
+    ),
+    Provider(
+        key="zoho",
+        name="Zoho Mail",
+        domains=("zoho.com", "zohomail.com"),
+        mx_suffixes=("zoho.com",),
+        host="smtp.zoho.com",
+        port=465,
+        encryption="ssl",
+        note=_lt(
+            "Zoho Mail: SMTP access must be allowed in the mail settings, "
+            "and with two-factor authentication Zoho accepts only an "
+            "application-specific password."
+        ),
+    ),
+    # Greek providers: domains only (see the module's docstring). OTE's
+    # mailgate.otenet.gr is the outgoing server its customers have long
+    # used, within its own network; whether it still takes authenticated
+    # mail from elsewhere is not certain, hence a probe host, not a preset.
+    # Only the mailbox domains known for sure are listed: whether the
+    # brands' newer domains (cosmote.gr, nova.gr, vodafone.gr) host
+    # customers' mailboxes is not.
+    Provider(
+        key="cosmote",
+        name="Cosmote (OTEnet)",
+        domains=("otenet.gr",),
+        mx_suffixes=("otenet.gr",),
+        probe_hosts=("mailgate.otenet.gr",),
+        note=GREEK_ISP_NOTE,
+    ),
+    Provider(
+        key="nova",
+        name="Nova (Forthnet)",
+        domains=("forthnet.gr",),
+        mx_suffixes=("forthnet.gr",),
+        note=GREEK_ISP_NOTE,
+    ),
+    Provider(
+        key="vodafone_gr",
+        name="Vodafone Greece (HOL)",
+        domains=("hol.gr",),
+        mx_suffixes=("hol.gr",),
+        note=GREEK_ISP_NOTE,
+    ),
+    Provider(
+        key="cyta_gr",
+        name="Cyta Hellas",
+        domains=("cyta.gr",),
+        mx_suffixes=("cyta.gr",),
+        note=GREEK_ISP_NOTE,
+    ),
+)
+
+PROVIDER_NOTES = tuple(dict.fromkeys(p.note for p in PROVIDERS if p.note))
+
+
+def provider_for_domain(domain):
+    """Return the provider whose mailboxes have addresses at ``domain``."""
+    domain = domain.rstrip(".").lower()
+    return next((p for p in PROVIDERS if p.matches_domain(domain)), None)
+
+
+def provider_for_mx(exchanges):
+    """Return the provider of the first mail exchanger that one recognises."""
+    for exchange in exchanges:
+        for provider in PROVIDERS:
+            if provider.matches_mx(exchange):
+                return provider
     return None
+
+
+def provider_for_host(host):
+    """Return the provider whose documented outgoing server is ``host``."""
+    host = host.rstrip(".").lower()
+    return next((p for p in PROVIDERS if p.host and p.host == host), None)
