@@ -11,7 +11,7 @@ from datetime import timedelta
 from unittest.mock import patch
 
 from odoo import fields
-from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tests import Form, HttpCase, new_test_user, tagged
 from odoo.tests.common import JsonRpcException
 from odoo.tools import config, mute_logger
 
@@ -179,6 +179,36 @@ class TestEmailAccountPersonal(EmailAccountPersonalCase):
         account, _saved = self.create_as_alice()
         action = self.call("email.account", "action_open_my_account")
         self.assertEqual(action["res_id"], account.id)
+
+    def test_preferences_show_and_open_the_own_account(self):
+        account, _saved = self.create_as_alice()
+        view = self.env.ref("base.view_users_form_simple_modif")
+        views = self.call(
+            "res.users", "get_views", views=[[view.id, "form"]], options={}
+        )
+        self.assertIn("action_open_my_email_account", views["views"]["form"]["arch"])
+        read = self.call(
+            "res.users",
+            "web_read",
+            [self.alice.id],
+            specification={"email_account_personal_ids": {"fields": {"name": {}}}},
+        )
+        self.assertEqual(
+            read[0]["email_account_personal_ids"],
+            [{"id": account.id, "name": "Alice's mailbox"}],
+        )
+        action = self.call("res.users", "action_open_my_email_account", [self.alice.id])
+        self.assertEqual(action["res_id"], account.id)
+
+    def test_settings_form_switches_personal_accounts(self):
+        settings = Form(self.env["res.config.settings"])
+        self.assertEqual(settings.email_account_personal_accounts, "allowed")
+        settings.email_account_personal_accounts = "forbidden"
+        settings.email_account_personal_rate_limit = 30
+        settings.save().execute()
+        parameters = self.env["ir.config_parameter"]
+        self.assertEqual(parameters.get_param(PERSONAL_PARAM), "forbidden")
+        self.assertEqual(self.env["email.account"]._personal_rate_limit(), 30)
 
     def test_failed_check_shows_the_step_and_hint_to_the_owner(self):
         account, _saved = self.create_as_alice(password="wrong")
