@@ -16,10 +16,14 @@
     "external_dependencies": {"python": ["dnspython"]},
     "data": [
         "security/email_account_security.xml",
+        "security/email_account_personal_security.xml",
         "security/ir.model.access.csv",
         "views/email_account_views.xml",
         "views/ir_mail_server_views.xml",
         "data/email_account_data.xml",
+        "data/email_account_personal_data.xml",
+        "views/email_account_personal_views.xml",
+        "views/res_config_settings_views.xml",
     ],
     "uninstall_hook": "uninstall_hook",
 }

@@ -5,13 +5,24 @@ account decides everything about it. Who may send through it follows the
 hooks core uses for its own personal servers (``owner_user_id``).
 """
 
+import smtplib
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.fields import Domain
 
-from odoo.addons.base.models.ir_mail_server import extract_rfc2822_addresses
+from odoo.addons.base.models.ir_mail_server import (
+    MailDeliveryException,
+    extract_rfc2822_addresses,
+)
 
-from ..smtp_engine import SmtpEngineError, open_connection
+from ..smtp_engine import (
+    CheckResult,
+    SmtpEngineError,
+    Step,
+    diagnose_exception,
+    open_connection,
+)
 
 # Set by mail.mail.send: the queue has already chosen each mail's server
 # with the per-mail permission, so the lookup that core's connection
@@ -189,6 +200,7 @@ class IrMailServer(models.Model):
         try:
             connection = open_connection(account._get_smtp_settings())
         except SmtpEngineError as exc:
+            account._tell_owner_of_sending_failure(exc.result)
             raise UserError(account._describe_sending_failure(exc.result)) from exc
         connection.from_filter = server.from_filter
         connection.smtp_from = account_smtp_from
@@ -210,3 +222,59 @@ class IrMailServer(models.Model):
         if envelope:
             smtp_from = envelope[-1]
         return smtp_from, smtp_to_list, message
+
+    # --- Personal accounts: tell the owner of a refused message -----------
+
+    def send_email(
+        self,
+        message,
+        mail_server_id=None,
+        smtp_server=None,
+        smtp_port=None,
+        smtp_user=None,
+        smtp_password=None,
+        smtp_encryption=None,
+        smtp_ssl_certificate=None,
+        smtp_ssl_private_key=None,
+        smtp_debug=False,
+        smtp_session=None,
+    ):
+        try:
+            return super().send_email(
+                message,
+                mail_server_id=mail_server_id,
+                smtp_server=smtp_server,
+                smtp_port=smtp_port,
+                smtp_user=smtp_user,
+                smtp_password=smtp_password,
+                smtp_encryption=smtp_encryption,
+                smtp_ssl_certificate=smtp_ssl_certificate,
+                smtp_ssl_private_key=smtp_ssl_private_key,
+                smtp_debug=smtp_debug,
+                smtp_session=smtp_session,
+            )
+        except MailDeliveryException as exc:
+            account_id = getattr(smtp_session, "email_account_id", None)
+            account = self.env["email.account"].sudo().browse(account_id)
+            if not account and mail_server_id:
+                account = self.sudo().browse(mail_server_id).email_account_id
+            if account.owner_user_id:
+                account._tell_owner_of_sending_failure(_refusal_result(exc))
+            raise
+
+
+def _refusal_result(exc):
+    """The engine's description of a message the server refused.
+
+    Core wraps the SMTP error it caught (the exception's context); its class
+    says at which step the server refused.
+    """
+    cause = exc.__context__ or exc
+    if isinstance(cause, smtplib.SMTPSenderRefused):
+        step = Step.SENDER
+    elif isinstance(cause, smtplib.SMTPRecipientsRefused):
+        step = Step.RECIPIENT
+    else:
+        step = Step.DATA
+    hint, code, reply = diagnose_exception(cause, step)
+    return CheckResult(ok=False, step=step, code=code, reply=reply, hint=hint)

@@ -7,7 +7,9 @@ queue, the mail gateway) is Odoo's own system mail, except incoming e-mail,
 which is nobody's to send through an account.
 """
 
-from odoo import models
+from datetime import timedelta
+
+from odoo import fields, models
 
 from .ir_mail_server import QUEUE_ROUTED_KEY
 
@@ -53,9 +55,50 @@ class MailMail(models.Model):
             refused._postprocess_sent_message(
                 success_pids=[], success_emails=[], failure_type="mail_smtp"
             )
-        mails = (self - refused).with_context(**{QUEUE_ROUTED_KEY: True})
+        mails = (self - refused)._email_account_throttle()
+        mails = mails.with_context(**{QUEUE_ROUTED_KEY: True})
         return super(MailMail, mails).send(
             auto_commit=auto_commit,
             raise_exception=raise_exception,
             post_send_callback=post_send_callback,
         )
+
+    # --- Personal accounts: rate limit ------------------------------------
+    #
+    # The settings may limit how many messages a personal account sends a
+    # minute, as core limits its own personal servers: the excess waits for
+    # a later run of the queue. The count per minute is kept in the
+    # throttling fields core gives every outgoing mail server.
+
+    def _email_account_throttle(self):
+        """The mails to send now: the excess of personal accounts waits."""
+        limit = self.env["email.account"]._personal_rate_limit()
+        if not limit or not self:
+            return self
+        servers = self.env["ir.mail_server"].sudo()
+        routed = self.with_context(**{QUEUE_ROUTED_KEY: True})
+        delayed = self.browse()
+        for server_id, _alias, _from, ids in routed._split_by_mail_configuration():
+            server = servers.browse(server_id)
+            if server and server.email_account_id.owner_user_id:
+                delayed |= self.browse(ids)._email_account_delay_excess(server, limit)
+        return self - delayed
+
+    def _email_account_delay_excess(self, server, limit):
+        """Count these mails against ``server``'s minute; delay the excess."""
+        minute = fields.Datetime.now().replace(second=0, microsecond=0)
+        count = server.owner_limit_count if server.owner_limit_time == minute else 0
+        delayed = self.browse()
+        for mail in self.sorted(lambda mail: (mail.create_date, mail.id)):
+            size = len(mail.recipient_ids) or 1
+            # A mail bigger than the limit still leaves, alone in its minute.
+            if count and count + size > limit:
+                delayed |= mail
+            else:
+                count += size
+        server.write({"owner_limit_time": minute, "owner_limit_count": count})
+        if delayed:
+            next_minute = minute + timedelta(minutes=1)
+            delayed.sudo().write({"scheduled_date": next_minute})
+            self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger(next_minute)
+        return delayed
