@@ -9,37 +9,47 @@ from .common import EmailAccountCase
 
 @tagged("post_install", "-at_install")
 class TestEmailAccountSecurity(EmailAccountCase):
-    def test_portal_and_plain_internal_users_get_nothing(self):
-        for user in (self.portal, self.internal):
-            with self.subTest(user=user.login), self.assertRaises(AccessError):
-                self.account.with_user(user).read(["name"])
-            with self.subTest(user=user.login), self.assertRaises(AccessError):
-                self.env["email.account"].with_user(user).search([])
+    def test_portal_gets_nothing_and_internal_users_only_their_own(self):
+        with self.assertRaises(AccessError):
+            self.account.with_user(self.portal).read(["name"])
+        with self.assertRaises(AccessError):
+            self.env["email.account"].with_user(self.portal).search([])
+        # An internal user has only their own personal account, if any.
+        with self.assertRaises(AccessError):
+            self.account.with_user(self.internal).read(["name"])
+        self.assertFalse(self.env["email.account"].with_user(self.internal).search([]))
 
     def test_user_sees_accounts_without_secrets(self):
         account = self.account.with_user(self.user)
         self.assertEqual(account.read(["name", "sender_email"])[0]["name"], "Sales")
         self.assertIn("sender_email", account.fields_get())
-        for field_name in (
-            "password",
-            "smtp_password",
-            "test_transcript",
-            "password_token",
-        ):
+        # Passwords are write-only for everybody: they read back as empty.
+        self.assertEqual(
+            account.read(["password", "smtp_password"])[0],
+            {"id": account.id, "password": False, "smtp_password": False},
+        )
+        for field_name in ("test_transcript", "password_token"):
             self.assertNotIn(field_name, account.fields_get())
             with self.subTest(field=field_name), self.assertRaises(AccessError):
                 account.read([field_name])
 
-    def test_user_cannot_edit_create_delete_or_test(self):
+    def test_user_cannot_edit_delete_or_check_a_shared_account(self):
         account = self.account.with_user(self.user)
         with self.assertRaises(AccessError):
             account.write({"name": "Mine"})
         with self.assertRaises(AccessError):
-            self.env["email.account"].with_user(self.user).create(self.account_values())
-        with self.assertRaises(AccessError):
             account.unlink()
         with self.assertRaises(AccessError):
             account.action_send_test_message()
+        # What a user creates is their own personal account, never another's.
+        own = (
+            self.env["email.account"].with_user(self.user).create(self.account_values())
+        )
+        self.assertEqual(own.owner_user_id, self.user)
+        with self.assertRaises(AccessError):
+            self.env["email.account"].with_user(self.user).create(
+                self.account_values(owner_user_id=self.manager.id)
+            )
 
     def test_manager_manages_but_never_reads_a_password_back(self):
         Account = self.env["email.account"].with_user(self.manager)
