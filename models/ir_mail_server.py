@@ -143,13 +143,16 @@ class IrMailServer(models.Model):
         )
 
     def _check_forced_mail_server(self, mail_server, allow_archived, smtp_from):
-        super()._check_forced_mail_server(mail_server, allow_archived, smtp_from)
+        result = super()._check_forced_mail_server(
+            mail_server, allow_archived, smtp_from
+        )
         # The queue (superuser) has checked each mail already; anyone else
         # must be allowed to use the account. The message names neither the
         # account nor why.
         account = mail_server.sudo().email_account_id
         if account and not self.env.su and not account._usable_by(self.env.user):
             raise UserError(self.env._("You may not send through this mail server."))
+        return result
 
     # Connection
 
