@@ -1,35 +1,25 @@
 #!/usr/bin/env python3
-"""Small helpers for scripts/run-tests.
+"""Small helpers for scripts/run-tests and scripts/run-odoo.
 
 ci_tools.py addons-path              Odoo's addons folders, comma separated
 ci_tools.py has-module NAME PATHS    exit 0 when an addons folder has NAME
 ci_tools.py free-port                a free TCP port on 127.0.0.1
 ci_tools.py count pytest|odoo FILE   "passed failed" read from a test log
-ci_tools.py checklog FILE            fail on ERROR/CRITICAL/WARNING lines
-ci_tools.py check-files              XML, CSV and PO files are well formed
+ci_tools.py failed-tests FILE        the tests an Odoo log reports as failed
 """
 
-import csv
 import os
 import re
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-# Log lines that Odoo itself writes on a healthy run of this machine setup and
-# that say nothing about the addon (as checklog-odoo's ignore list does).
-LOG_IGNORE = [
-    r"Running as user 'root' is a security risk",
-    r"odoo\.tools\.config: missing --http-interface",
-    r"odoo\.tests\.result: 0 failed, 0 error\(s\)",
-    # Core mail modules warn about the missing default sender on fresh DBs.
-    r"odoo\.addons\.base\.models\.ir_mail_server: The from filter of the CLI",
-    r"odoo\.addons\.base\.models\.ir_mail_server: No mail server matches",
-]
-LOG_LEVELS = re.compile(r"^\S+ \S+ \d+ (ERROR|CRITICAL|WARNING) ")
+# "... ERROR db odoo.addons.base.tests.test_x: FAIL: TestX.test_y" and the
+# same with "ERROR: " (an exception), "Subtest ..." or "setUpClass (...)".
+FAILED_TEST = re.compile(
+    r"^\S+ \S+ \d+ (?:ERROR|CRITICAL) \S+ (?:odoo\.addons\.)?([\w.]+): "
+    r"(?:FAIL|ERROR): (.+?)\s*$"
+)
 
 
 def addons_path():
@@ -88,90 +78,19 @@ def count(kind, path):
     print(passed, failed)
 
 
-def checklog(path):
-    problems = []
+def failed_tests(path):
+    """Print 'module.tests.file: Class.test' for each failed or erroring test."""
+    found = set()
     for line in Path(path).read_text(errors="replace").splitlines():
-        if LOG_LEVELS.match(line) and not any(re.search(p, line) for p in LOG_IGNORE):
-            problems.append(line)
-    for line in problems[:50]:
-        print(line)
-    if problems:
-        print(f"{path}: {len(problems)} ERROR/WARNING line(s)")
-        return False
-    return True
-
-
-def check_files():
-    import polib
-    from lxml import etree
-
-    tracked = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    problems = []
-    counts = {"xml": 0, "csv": 0, "po": 0}
-    for name in tracked:
-        path = ROOT / name
-        if not path.exists():
-            continue
-        suffix = path.suffix.lstrip(".")
-        if suffix == "xml":
-            counts["xml"] += 1
-            try:
-                etree.parse(str(path))
-            except etree.XMLSyntaxError as exc:
-                problems.append(f"{name}: {exc}")
-        elif suffix == "csv":
-            counts["csv"] += 1
-            with path.open(newline="", encoding="utf-8") as handle:
-                rows = list(csv.reader(handle))
-            width = len(rows[0]) if rows else 0
-            if not rows or any(len(row) != width for row in rows):
-                problems.append(f"{name}: rows of unequal length")
-            if name.endswith("ir.model.access.csv"):
-                ids = [row[0] for row in rows[1:]]
-                if len(ids) != len(set(ids)):
-                    problems.append(f"{name}: duplicate ids")
-        elif suffix in ("po", "pot"):
-            counts["po"] += 1
-            try:
-                polib.pofile(str(path))
-            except (OSError, ValueError) as exc:
-                problems.append(f"{name}: {exc}")
-            msgfmt = (
-                subprocess.run(
-                    ["msgfmt", "--check-format", "-o", os.devnull, str(path)],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if _has("msgfmt")
-                else None
-            )
-            if msgfmt and msgfmt.returncode:
-                problems.append(f"{name}: {msgfmt.stderr.strip()}")
-    for problem in problems:
-        print(problem)
-    print(
-        f"files: {counts['xml']} XML, {counts['csv']} CSV, {counts['po']} PO/POT; "
-        f"{len(problems)} problem(s)"
-    )
-    return not problems
-
-
-def _has(program):
-    return any(
-        os.access(os.path.join(folder, program), os.X_OK)
-        for folder in os.environ.get("PATH", "").split(os.pathsep)
-    )
+        match = FAILED_TEST.match(line)
+        if match:
+            found.add(f"{match[1]}: {match[2]}")
+    for name in sorted(found):
+        print(name)
 
 
 def main(argv):
-    command, args = argv[0], argv[1:]
+    command, args = (argv[0], argv[1:]) if argv else ("", [])
     if command == "addons-path":
         addons_path()
     elif command == "has-module":
@@ -180,10 +99,8 @@ def main(argv):
         free_port()
     elif command == "count":
         count(*args)
-    elif command == "checklog":
-        return 0 if checklog(*args) else 1
-    elif command == "check-files":
-        return 0 if check_files() else 1
+    elif command == "failed-tests":
+        failed_tests(*args)
     else:
         print(__doc__)
         return 2

@@ -21,3 +21,9 @@ link_addon() {  # repository root, folder to hold the link
     mkdir -p "$2"
     ln -sfn "$1" "$2/email_account"
 }
+
+# A .po/.pot file without its header entry (everything up to the first empty
+# line), whose dates change on every export.
+without_header() {
+    sed '1,/^$/d' "$1"
+}
