@@ -29,7 +29,7 @@ from .certificate import CertificateChangedError, fingerprint, normalize_pin
 from .connection import Deadline, run_bounded, tls_context
 from .settings import ENCRYPTIONS
 from .texts import _lt
-from .transcript import MASK, WITHHELD, Transcript, secret_forms
+from .transcript import MASK, Transcript, secret_forms
 
 DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
 # Searching starts fast (on a good day the message is there at once) and
@@ -100,6 +100,45 @@ ROUNDTRIP_HINTS = {
         "for details."
     ),
 }
+
+
+# What a verdict of the receiving server means, for the verdicts that need
+# the user to act. Keys: (method, result) of ``Authentication-Results``.
+VERDICT_HINTS = {
+    ("spf", "fail"): _lt(
+        "SPF failed: your domain's SPF record does not allow the server that "
+        "handed the message over. Add your provider to the record."
+    ),
+    ("spf", "softfail"): _lt(
+        "SPF did not pass: your domain's SPF record does not clearly allow the "
+        "server that handed the message over. Add your provider to the record."
+    ),
+    ("spf", "none"): _lt(
+        "SPF: your domain publishes no SPF record, so receivers cannot tell "
+        "which servers may send its mail."
+    ),
+    ("dkim", "none"): _lt(
+        "DKIM: the message carries no signature. Ask your provider to sign "
+        "your domain's mail (DKIM) and publish the key it gives you."
+    ),
+    ("dkim", "fail"): _lt(
+        "DKIM failed: the signature does not match the message or the key "
+        "your domain publishes. Check the DKIM key in your domain's DNS."
+    ),
+    ("dmarc", "fail"): _lt(
+        "DMARC failed: neither SPF nor DKIM passed for the domain of the From "
+        "address. Receivers that follow your policy set such mail aside or "
+        "refuse it."
+    ),
+    ("dmarc", "none"): _lt(
+        "DMARC: your domain publishes no DMARC policy: Gmail and Yahoo refuse "
+        "bulk mail without one."
+    ),
+}
+NO_VERDICTS = _lt(
+    "The received copy carries no Authentication-Results header: the "
+    "receiving server did not say whether it trusts the message."
+)
 
 
 class RoundTripStep(str, Enum):
@@ -625,9 +664,10 @@ def _read_header(result, header):
 
 __all__ = [
     "DEFAULT_PORTS",
+    "NO_VERDICTS",
     "ROUNDTRIP_HINTS",
     "ROUNDTRIP_STEP_LABELS",
-    "WITHHELD",
+    "VERDICT_HINTS",
     "AuthVerdict",
     "ImapSettings",
     "RoundTripResult",

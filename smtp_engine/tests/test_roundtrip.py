@@ -248,3 +248,12 @@ def test_authentication_results_are_parsed(header, expected):
     verdicts = parse_authentication_results(header)
 
     assert {m: (v.result, v.reason) for m, v in verdicts.items()} == expected
+
+
+def test_delivered_copy_tells_responders_not_to_answer(dovecot, settings_for):
+    sent, _submitted = submit(dovecot, settings_for)
+
+    raws = dovecot.folder_messages(USER, "INBOX")
+    copy = next(raw for raw in raws if sent.message_id.encode() in raw)
+    assert b"\nAuto-Submitted: auto-generated\n" in copy.replace(b"\r\n", b"\n")
+    assert b"\nX-Auto-Response-Suppress: All\n" in copy.replace(b"\r\n", b"\n")
