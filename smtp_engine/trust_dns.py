@@ -395,3 +395,23 @@ def _check_spf(report, lookups, domain, smtp_host):
         report.findings.append(
             Finding(WARNING, "spf_host_unclear", {**params, "result": worst})
         )
+
+
+def sender_domain_report(sender_email, smtp_host, *, nameserver=None, timeout=5.0):
+    """``check_sender_domain`` with a resolver for ``nameserver``.
+
+    A resolver that cannot be set up (a malformed ``nameserver``, no system
+    resolver configuration) gives a "dns_failed" finding, never an error.
+    """
+    import dns.exception
+
+    try:
+        resolver = make_resolver(nameserver, timeout)
+    except (ValueError, dns.exception.DNSException) as exc:
+        domain = (sender_email or "").rpartition("@")[2].strip().lower()
+        report = SenderDomainReport(domain=domain)
+        report.findings.append(
+            Finding(WARNING, "dns_failed", {"domain": domain, "error": str(exc)})
+        )
+        return report
+    return check_sender_domain(sender_email, smtp_host, resolver=resolver)

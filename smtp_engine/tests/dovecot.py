@@ -107,6 +107,10 @@ ssl = required
 ssl_cert = <{cert}
 ssl_key = <{key}
 auth_mechanisms = plain login
+# A refused login is answered at once. Dovecot also slows down the next
+# logins from the same address for seconds (its "auth penalty", which no
+# setting turns off): a test that refuses logins uses a server of its own.
+auth_failure_delay = 0
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {root}/passwd
@@ -221,6 +225,13 @@ service anvil {{
         _internal, _login, uid, gid = self._identities()
         os.chown(temporary, uid, gid)
         temporary.rename(directory / "new" / name)
+
+    def empty(self, user):
+        """Remove every message of ``user``'s mailbox."""
+        for folder in _MAILDIR_FOLDERS.values():
+            for sub in ("new", "cur"):
+                for path in (self.mailbox(user) / folder / sub).iterdir():
+                    path.unlink()
 
     def folder_messages(self, user, folder):
         """Return the raw messages currently in ``folder`` of ``user``."""

@@ -160,10 +160,20 @@ def test_copy_without_authentication_results_has_no_verdicts(
     assert found.verdicts == {}
 
 
-def test_refused_login_is_its_own_step_and_never_shows_the_password(imap_settings):
-    settings = ImapSettings(**{**imap_settings.__dict__, "password": "wrong-Pa55"})
+def test_refused_login_is_its_own_step_and_never_shows_the_password(
+    certs, imap_settings
+):
+    # A server of its own: Dovecot slows down logins after a refused one.
+    with DovecotServer(certs, {USER: PASSWORD}) as refusing:
+        settings = ImapSettings(
+            **{
+                **imap_settings.__dict__,
+                "port": refusing.port,
+                "password": "wrong-Pa55",
+            }
+        )
 
-    found = find_message(settings, "<x@example.com>", wait=5)
+        found = find_message(settings, "<x@example.com>", wait=5)
 
     assert (found.state, found.step, found.hint) == (
         "failed",

@@ -3,7 +3,11 @@
 import pytest
 
 from smtp_engine.tests.dns_server import LoopbackDnsServer
-from smtp_engine.trust_dns import check_sender_domain, make_resolver
+from smtp_engine.trust_dns import (
+    check_sender_domain,
+    make_resolver,
+    sender_domain_report,
+)
 
 ZONE = """
 allowed.test.            300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
@@ -138,3 +142,9 @@ def test_resolver_server_setting(text, expected):
 def test_resolver_server_must_be_an_address():
     with pytest.raises(ValueError):
         make_resolver("dns.example.com")
+
+
+def test_malformed_resolver_setting_is_a_warning_not_an_error():
+    report = sender_domain_report("me@allowed.test", "127.0.0.1", nameserver="dns")
+
+    assert keys(report) == [("warning", "dns_failed")]
