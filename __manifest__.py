@@ -13,6 +13,7 @@
     "application": True,
     "installable": True,
     "depends": ["mail"],
+    "external_dependencies": {"python": ["dnspython"]},
     "data": [
         "security/email_account_security.xml",
         "security/ir.model.access.csv",
