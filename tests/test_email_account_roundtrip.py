@@ -216,6 +216,15 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
         self.assertEqual(account.roundtrip_state, "untested")
         self.assertFalse(account.trust_message)
 
+    def test_summary_for_those_who_pick_the_account(self):
+        self.smtp.folder = "Junk"
+        account = self.checked_account()
+        self.assertEqual(account._delivery_summary(), "")
+
+        account.action_send_test_message()
+
+        self.assertEqual(account._delivery_summary(), "Delivered to Spam · At Risk")
+
     def test_the_check_is_posted_in_the_chatter(self):
         account = self.checked_account()
 
