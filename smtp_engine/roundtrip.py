@@ -20,6 +20,7 @@ import imaplib
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,12 @@ DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
 # backs off so that a long wait costs the server a handful of searches.
 _FIRST_POLL = 0.1
 _MAX_POLL = 2.0
+# The watchdog fires a little after the deadline: normally the socket
+# time-out, set to the remaining time, has already ended the wait.
+_WATCHDOG_GRACE = 0.1
+# Most seconds added to the wait for reading and deleting a message found at
+# its end, and logging out.
+_CLEANUP_TIME = 5.0
 _JUNK_NAMES = ("junk", "spam", "junk e-mail", "junk email", "bulk mail")
 # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 _NAME_MISMATCH_CODES = frozenset({62, 64})
@@ -89,6 +96,11 @@ ROUNDTRIP_HINTS = {
     "imap_starttls_not_offered": _lt(
         "The incoming mail server does not offer STARTTLS on this port, so the "
         "password was not sent. Choose SSL/TLS (usually port 993)."
+    ),
+    "imap_encryption_required": _lt(
+        "The incoming mail server accepts a login only over an encrypted "
+        "connection, so the password was not sent. Choose SSL/TLS (usually "
+        "port 993) or STARTTLS (usually port 143)."
     ),
     "imap_login_refused": _lt(
         "The incoming mail server refused the user name or password. Check "
@@ -214,6 +226,7 @@ class RoundTripResult:
     authentication_results: str = ""
     verdicts: dict = field(default_factory=dict)
     deleted: bool = False
+    searched: bool = False
     hint: str | None = None
     error: str = ""
     transcript: str = ""
@@ -247,6 +260,10 @@ class _StartTlsNotOffered(Exception):
     """STARTTLS was chosen but the server does not offer it."""
 
 
+class _LoginDisabled(Exception):
+    """The server refuses LOGIN on this connection (RFC 3501 LOGINDISABLED)."""
+
+
 class ImapSession(imaplib.IMAP4):
     """An ``imaplib.IMAP4`` under a deadline, with a masked transcript.
 
@@ -263,7 +280,49 @@ class ImapSession(imaplib.IMAP4):
         self.ssl_context = (
             tls_context(settings) if settings.encryption != "none" else None
         )
-        super().__init__(settings.host, settings.port, timeout=deadline.remaining())
+        self.watchdog_fired = False
+        self._watchdog = None
+        self._watch_socket = None
+        self._watch_lock = threading.Lock()
+        try:
+            super().__init__(settings.host, settings.port, timeout=deadline.remaining())
+        except BaseException:
+            self.disarm_watchdog()
+            raise
+
+    # -- deadline -------------------------------------------------------------
+
+    def _arm_watchdog(self, sock):
+        # As the SMTP session's: a duplicate descriptor survives TLS
+        # wrapping, and shutting it down ends a read that a server trickling
+        # bytes would otherwise keep alive past the deadline.
+        self._watch_socket = sock.dup()
+        self._watchdog = threading.Timer(
+            max(self.deadline.remaining(), 0) + _WATCHDOG_GRACE, self._on_deadline
+        )
+        self._watchdog.name = "imap-roundtrip-watchdog"
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _on_deadline(self):
+        with self._watch_lock:
+            if self._watch_socket is None:
+                return
+            self.watchdog_fired = True
+            with contextlib.suppress(OSError):
+                self._watch_socket.shutdown(socket.SHUT_RDWR)
+
+    def disarm_watchdog(self):
+        """Stop the watchdog and close its descriptor."""
+        with self._watch_lock:
+            timer, self._watchdog = self._watchdog, None
+            watch_socket, self._watch_socket = self._watch_socket, None
+        if timer is not None:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join()
+        if watch_socket is not None:
+            watch_socket.close()
 
     # -- imaplib hooks ----------------------------------------------------------
 
@@ -278,6 +337,7 @@ class ImapSession(imaplib.IMAP4):
             socket.SOCK_STREAM,
         )
         sock = self._connect_any(addresses)
+        self._arm_watchdog(sock)
         if self.settings.encryption == "ssl":
             self.step = RoundTripStep.TLS
             try:
@@ -355,6 +415,8 @@ class ImapSession(imaplib.IMAP4):
             self.starttls(ssl_context=self.ssl_context)
             self._secured(self.sock)
         self.step = RoundTripStep.LOGIN
+        if "LOGINDISABLED" in self.capabilities:
+            raise _LoginDisabled("LOGINDISABLED")
         try:
             self.login(settings.username, settings.password)
         except self.abort:
@@ -530,6 +592,8 @@ def _classify(exc, step):
         return "imap_login_refused"
     if isinstance(exc, _StartTlsNotOffered):
         return "imap_starttls_not_offered"
+    if isinstance(exc, _LoginDisabled):
+        return "imap_encryption_required"
     if isinstance(exc, CertificateChangedError):
         return "imap_certificate_changed"
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -579,7 +643,10 @@ def find_message(
         return result
     if not _MESSAGE_ID.match(message_id or ""):
         raise ValueError(f"not a Message-ID: {message_id!r}")
-    deadline = Deadline(wait)
+    # The search stops at ``wait``; reading and deleting a message found at
+    # the last moment, and logging out, may take a little longer.
+    deadline = Deadline(wait + min(_CLEANUP_TIME, wait / 4))
+    search_end = started + wait
     transcript.event(
         f"Connecting to {settings.host} port {settings.port}, "
         f"security {settings.encryption}"
@@ -592,17 +659,23 @@ def find_message(
         ValueError,
         imaplib.IMAP4.error,
         _LoginRefused,
+        _LoginDisabled,
         _StartTlsNotOffered,
     )
     try:
         session = ImapSession(settings, deadline, transcript)
         session.secure_and_login()
         step = session.step
-        _search(session, result, message_id, deadline, submitted, delete, progress)
+        _search(session, result, message_id, search_end, submitted, delete, progress)
         step = RoundTripStep.DONE
         session.logout()
     except errors as exc:
-        if session is not None and step != RoundTripStep.DONE:
+        if result.folder or (result.searched and time.monotonic() >= search_end):
+            # Found, or searched until the time ran out: what failed after
+            # that (a deletion, the logout) does not change the answer.
+            step = RoundTripStep.DONE
+            transcript.event(f"After the search: {type(exc).__name__}: {exc}")
+        elif session is not None and step != RoundTripStep.DONE:
             step = session.step
         elif session is None and isinstance(exc, ssl.SSLError):
             step = RoundTripStep.TLS
@@ -614,22 +687,25 @@ def find_message(
             result.error = transcript.withhold(f"{type(exc).__name__}: {exc}")
             transcript.event(f"Failed at step {step.value}: {result.error}")
     finally:
-        if session is not None and session.state != "LOGOUT":
-            with contextlib.suppress(OSError):
-                session.shutdown()
+        if session is not None:
+            if session.state != "LOGOUT":
+                with contextlib.suppress(OSError):
+                    session.shutdown()
+            session.disarm_watchdog()
     result.step = step
     result.elapsed = time.monotonic() - started
     result.transcript = transcript.text()
     return result
 
 
-def _search(session, result, message_id, deadline, submitted, delete, progress):
-    """Poll the inbox, then the junk folder, until found or out of time."""
+def _search(session, result, message_id, search_end, submitted, delete, progress):
+    """Poll the inbox, then the junk folder, until found or ``search_end``."""
     junk = session.junk_folder()
     session.transcript.event(f"Junk folder: {junk or 'none'}")
     folders = [("inbox", "INBOX")] + ([("junk", junk)] if junk else [])
     pause = _FIRST_POLL
     while True:
+        round_started = time.monotonic()
         for folder, name in folders:
             uid = session.search_message_id(name, message_id)
             if progress is not None:
@@ -642,10 +718,14 @@ def _search(session, result, message_id, deadline, submitted, delete, progress):
                 if delete:
                     result.deleted = session.delete(uid)
                 return
-        if deadline.remaining() <= pause:
+        result.searched = True
+        # Another round only if it can end before the search does; the last
+        # one starts so as to end when the search does.
+        left = search_end - time.monotonic() - (time.monotonic() - round_started)
+        if left <= 0:
             session.transcript.event(f"Not found within {result.wait:g} seconds")
             return
-        time.sleep(pause)
+        time.sleep(min(pause, left))
         pause = min(pause * 1.5, _MAX_POLL)
 
 

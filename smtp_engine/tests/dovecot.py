@@ -56,7 +56,10 @@ def _system_id(user, fallback):
 
 
 class DovecotServer:
-    """Dovecot serving IMAP over implicit TLS on a free loopback port.
+    """Dovecot serving IMAP on two free loopback ports.
+
+    ``port`` speaks implicit TLS; ``starttls_port`` starts in clear text,
+    offers STARTTLS and refuses a login before it (LOGINDISABLED).
 
     ``users`` maps login names to passwords; each gets a Maildir mailbox with
     an ``INBOX`` and a ``Junk`` folder. ``deliver`` files a message as a
@@ -70,6 +73,7 @@ class DovecotServer:
         self.users = dict(users)
         self.host = host
         self.port = 0
+        self.starttls_port = 0
         self.root = None
         self._process = None
         self._tempdir = None
@@ -130,7 +134,8 @@ namespace inbox {{
 service imap-login {{
   chroot =
   inet_listener imap {{
-    port = 0
+    address = {self.host}
+    port = {self.starttls_port}
   }}
   inet_listener imaps {{
     address = {self.host}
@@ -161,6 +166,7 @@ service anvil {{
             for path in [self.root / "mail", *(self.root / "mail").rglob("*")]:
                 os.chown(path, uid, gid)
         self.port = self.port or free_port(self.host)
+        self.starttls_port = self.starttls_port or free_port(self.host)
         (self.root / "dovecot.conf").write_text(self._configuration())
 
     def start(self):

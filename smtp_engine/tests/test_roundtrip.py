@@ -16,7 +16,7 @@ from smtp_engine.tests.dovecot import (
     DovecotServer,
     dovecot_missing,
 )
-from smtp_engine.tests.servers import refused_port
+from smtp_engine.tests.servers import _SocketServer, refused_port
 
 USER = "sales@example.com"
 PASSWORD = "imap-Pa55-word"
@@ -267,3 +267,107 @@ def test_delivered_copy_tells_responders_not_to_answer(dovecot, settings_for):
     copy = next(raw for raw in raws if sent.message_id.encode() in raw)
     assert b"\nAuto-Submitted: auto-generated\n" in copy.replace(b"\r\n", b"\n")
     assert b"\nX-Auto-Response-Suppress: All\n" in copy.replace(b"\r\n", b"\n")
+
+
+class TricklingImapServer(_SocketServer):
+    """Starts an IMAP greeting and never ends it, one byte at a time."""
+
+    def _serve(self, client):
+        while not self._stop.wait(0.05):
+            try:
+                client.sendall(b"*")
+            except OSError:
+                return
+
+
+class LoginDisabledImapServer(_SocketServer):
+    """Greets in clear text with LOGINDISABLED, as IMAP servers do without TLS."""
+
+    CAPABILITY = b"CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED"
+
+    def _serve(self, client):
+        try:
+            client.sendall(b"* OK [" + self.CAPABILITY + b"] ready\r\n")
+            for line in client.makefile("rb"):
+                tag, _sep, command = line.strip().partition(b" ")
+                if command.upper() == b"CAPABILITY":
+                    client.sendall(b"* " + self.CAPABILITY + b"\r\n")
+                client.sendall(tag + b" OK done\r\n")
+        except OSError:
+            return
+
+
+def test_starttls_secures_the_session_before_the_login(dovecot, imap_settings):
+    settings = ImapSettings(
+        **{
+            **imap_settings.__dict__,
+            "port": dovecot.starttls_port,
+            "encryption": "starttls",
+        }
+    )
+
+    found = find_message(settings, "<nowhere@example.com>", wait=0.5)
+
+    assert found.state == "not_found", found.transcript
+    transcript = found.transcript
+    assert transcript.index("TLS established") < transcript.index("LOGIN ********")
+
+
+def test_clear_text_login_refused_by_the_server_is_never_sent(imap_settings):
+    # Dovecot counts loopback as secure and allows the login there: this
+    # server answers as Dovecot does on any other address.
+    with LoginDisabledImapServer() as server:
+        settings = ImapSettings(
+            **{**imap_settings.__dict__, "port": server.port, "encryption": "none"}
+        )
+
+        found = find_message(settings, "<nowhere@example.com>", wait=5)
+
+    assert (found.step, found.hint) == (
+        RoundTripStep.LOGIN,
+        "imap_encryption_required",
+    )
+    assert "LOGIN" not in found.transcript.replace("LOGINDISABLED", "")
+
+
+def test_pinned_certificate_is_accepted_without_an_authority(certs, imap_settings):
+    settings = ImapSettings(
+        **{
+            **imap_settings.__dict__,
+            "cafile": None,
+            "pinned_certificate": certs.sha256("server"),
+        }
+    )
+
+    found = find_message(settings, "<nowhere@example.com>", wait=0.5)
+
+    assert found.ok, found.transcript
+    assert "pinned certificate" in found.transcript
+
+
+def test_other_certificate_than_the_pinned_one_is_refused(certs, imap_settings):
+    settings = ImapSettings(
+        **{**imap_settings.__dict__, "pinned_certificate": certs.sha256("other_host")}
+    )
+
+    found = find_message(settings, "<nowhere@example.com>", wait=5)
+
+    assert (found.step, found.hint) == (
+        RoundTripStep.TLS,
+        "imap_certificate_changed",
+    )
+    assert "LOGIN" not in found.transcript
+
+
+def test_trickling_server_cannot_hold_the_check_past_its_wait(imap_settings):
+    with TricklingImapServer() as server:
+        settings = ImapSettings(
+            **{**imap_settings.__dict__, "port": server.port, "encryption": "none"}
+        )
+        started = time.monotonic()
+
+        found = find_message(settings, "<nowhere@example.com>", wait=1)
+
+        took = time.monotonic() - started
+    assert found.hint == "imap_timeout"
+    assert took < 1.5
