@@ -119,6 +119,9 @@ def compose_test_message(
     _set_text_header(message, "Subject", render(TEST_SUBJECT, translate, params))
     message["X-Email-Account-Test"] = "1"
     message["Auto-Submitted"] = "auto-generated"
+    # Exchange and Outlook ignore Auto-Submitted: without this, an out-of-
+    # office rule of the mailbox would answer the test message to itself.
+    message["X-Auto-Response-Suppress"] = "All"
     message.set_content("\n".join([intro, "", *lines, "", closing]) + "\n")
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
     message.add_alternative(

@@ -10,3 +10,4 @@ from . import test_email_account_secrets
 from . import test_email_account_oauth
 from . import test_email_account_detect
 from . import test_email_account_personal
+from . import test_email_account_roundtrip

@@ -1,0 +1,757 @@
+"""Find the test message in the account's own mailbox over IMAP.
+
+After the SMTP server accepted the test message, ``find_message`` logs in to
+the account's mailbox and looks for the message by its Message-ID in the
+inbox, then in the junk folder (the one flagged ``\\Junk``, RFC 6154), until
+it arrives or the time given runs out. It reports where the message landed,
+how long after submission, the hops of its ``Received`` headers and the
+SPF, DKIM and DMARC verdicts of its ``Authentication-Results`` header
+(RFC 8601); then it deletes the message unless asked not to.
+
+Every operation waits at most for what is left of the deadline; the TLS
+certificate is verified as for SMTP (the engine's shared contexts and
+pinning); the transcript never holds the password.
+"""
+
+import contextlib
+import email.parser
+import email.policy
+import imaplib
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .certificate import CertificateChangedError, fingerprint, normalize_pin
+from .connection import Deadline, run_bounded, tls_context
+from .settings import ENCRYPTIONS
+from .texts import _lt
+from .transcript import MASK, Transcript, secret_forms
+
+DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
+# Searching starts fast (on a good day the message is there at once) and
+# backs off so that a long wait costs the server a handful of searches.
+_FIRST_POLL = 0.1
+_MAX_POLL = 2.0
+# The watchdog fires a little after the deadline: normally the socket
+# time-out, set to the remaining time, has already ended the wait.
+_WATCHDOG_GRACE = 0.1
+# Most seconds added to the wait for reading and deleting a message found at
+# its end, and logging out.
+_CLEANUP_TIME = 5.0
+_JUNK_NAMES = ("junk", "spam", "junk e-mail", "junk email", "bulk mail")
+# X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+_NAME_MISMATCH_CODES = frozenset({62, 64})
+_LIST_LINE = re.compile(
+    rb'^\((?P<flags>[^)]*)\)\s+(?P<sep>NIL|"[^"]*")\s+(?P<name>.+)$'
+)
+_MESSAGE_ID = re.compile(r"^<[\x21-\x7e]+>$")
+
+ROUNDTRIP_STEP_LABELS = {
+    "imap_connect": _lt("Connecting to the incoming mail server (IMAP)"),
+    "imap_tls": _lt("Setting up the encrypted connection to the incoming mail server"),
+    "imap_login": _lt("Logging in to the mailbox (IMAP)"),
+    "imap_search": _lt("Looking for the test message in the mailbox"),
+    "done": _lt("Done"),
+}
+
+ROUNDTRIP_HINTS = {
+    "imap_not_configured": _lt(
+        "The mailbox cannot be opened: enter the account's user name and "
+        "password, which the incoming mail server (IMAP) uses too."
+    ),
+    "imap_dns_failed": _lt(
+        "The incoming mail server's name could not be found. Check the IMAP "
+        "server name."
+    ),
+    "imap_connection_refused": _lt(
+        "Nothing accepted the connection on the IMAP server and port. Check "
+        "them (usually port 993 with SSL/TLS)."
+    ),
+    "imap_timeout": _lt(
+        "The incoming mail server did not answer in time. Check the IMAP "
+        "server name, port and security."
+    ),
+    "imap_certificate_untrusted": _lt(
+        "The incoming mail server's certificate is not trusted (it may be "
+        "self-signed or expired). Use the IMAP server name the provider "
+        "documents."
+    ),
+    "imap_certificate_hostname_mismatch": _lt(
+        "The incoming mail server's certificate was issued for another name. "
+        "Enter the IMAP server name exactly as the provider documents it."
+    ),
+    "imap_certificate_changed": _lt(
+        "The incoming mail server's certificate is not the pinned one; the "
+        "connection may be intercepted."
+    ),
+    "imap_tls_failed": _lt(
+        "The encrypted connection to the incoming mail server could not be set "
+        "up. Check the IMAP port and security (usually 993 with SSL/TLS)."
+    ),
+    "imap_starttls_not_offered": _lt(
+        "The incoming mail server does not offer STARTTLS on this port, so the "
+        "password was not sent. Choose SSL/TLS (usually port 993)."
+    ),
+    "imap_encryption_required": _lt(
+        "The incoming mail server accepts a login only over an encrypted "
+        "connection, so the password was not sent. Choose SSL/TLS (usually "
+        "port 993) or STARTTLS (usually port 143)."
+    ),
+    "imap_login_refused": _lt(
+        "The incoming mail server refused the user name or password. Check "
+        "them; some providers require an app password or that IMAP is enabled "
+        "for the mailbox."
+    ),
+    "imap_error": _lt(
+        "The incoming mail server reported an error. Read the IMAP transcript "
+        "for details."
+    ),
+}
+
+
+# What a verdict of the receiving server means, for the verdicts that need
+# the user to act. Keys: (method, result) of ``Authentication-Results``.
+VERDICT_HINTS = {
+    ("spf", "fail"): _lt(
+        "SPF failed: your domain's SPF record does not allow the server that "
+        "handed the message over. Add your provider to the record."
+    ),
+    ("spf", "softfail"): _lt(
+        "SPF did not pass: your domain's SPF record does not clearly allow the "
+        "server that handed the message over. Add your provider to the record."
+    ),
+    ("spf", "none"): _lt(
+        "SPF: your domain publishes no SPF record, so receivers cannot tell "
+        "which servers may send its mail."
+    ),
+    ("dkim", "none"): _lt(
+        "DKIM: the message carries no signature. Ask your provider to sign "
+        "your domain's mail (DKIM) and publish the key it gives you."
+    ),
+    ("dkim", "fail"): _lt(
+        "DKIM failed: the signature does not match the message or the key "
+        "your domain publishes. Check the DKIM key in your domain's DNS."
+    ),
+    ("dmarc", "fail"): _lt(
+        "DMARC failed: neither SPF nor DKIM passed for the domain of the From "
+        "address. Receivers that follow your policy set such mail aside or "
+        "refuse it."
+    ),
+    ("dmarc", "none"): _lt(
+        "DMARC: your domain publishes no DMARC policy: Gmail and Yahoo refuse "
+        "bulk mail without one."
+    ),
+}
+NO_VERDICTS = _lt(
+    "The received copy carries no Authentication-Results header: the "
+    "receiving server did not say whether it trusts the message."
+)
+
+
+class RoundTripStep(str, Enum):
+    """The steps of the round trip, in the order they happen."""
+
+    CONNECT = "imap_connect"
+    TLS = "imap_tls"
+    LOGIN = "imap_login"
+    SEARCH = "imap_search"
+    DONE = "done"
+
+    def __str__(self):
+        return self.value
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    """How to open the account's mailbox.
+
+    ``password`` is the mailbox's own, left out of ``repr()``;
+    ``pinned_certificate`` and ``cafile`` work as in ``SmtpSettings``.
+    """
+
+    host: str
+    port: int = 993
+    encryption: str = "ssl"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    pinned_certificate: str = ""
+    cafile: str | None = None
+
+    def __post_init__(self):
+        if self.encryption not in ENCRYPTIONS:
+            raise ValueError(f"encryption must be one of {', '.join(ENCRYPTIONS)}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int):
+            raise TypeError(f"port must be an integer, not {self.port!r}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, not {self.port}")
+        object.__setattr__(
+            self, "pinned_certificate", normalize_pin(self.pinned_certificate)
+        )
+
+
+@dataclass(frozen=True)
+class AuthVerdict:
+    """One method's result in an ``Authentication-Results`` header."""
+
+    method: str
+    result: str
+    reason: str = ""
+    properties: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class RoundTripResult:
+    """Where the test message landed, or where looking for it failed.
+
+    ``folder`` is "inbox", "junk" or None (not found, or not looked for);
+    ``step`` is the failing step, or ``DONE`` when the search ran to its
+    end (found or not); ``hint`` is a key of ``ROUNDTRIP_HINTS``;
+    ``arrival`` the seconds from submission until the message was seen;
+    ``hops`` the ``Received`` headers in the order the message travelled;
+    ``verdicts`` the SPF, DKIM and DMARC verdicts of the topmost
+    ``Authentication-Results`` header, by method (empty without one).
+    """
+
+    step: RoundTripStep
+    wait: float
+    folder: str | None = None
+    arrival: float | None = None
+    elapsed: float = 0.0
+    hops: tuple[str, ...] = ()
+    authentication_results: str = ""
+    verdicts: dict = field(default_factory=dict)
+    deleted: bool = False
+    searched: bool = False
+    hint: str | None = None
+    error: str = ""
+    transcript: str = ""
+
+    @property
+    def ok(self):
+        """Whether the mailbox could be searched to the end."""
+        return self.step == RoundTripStep.DONE
+
+    @property
+    def state(self):
+        """ "inbox", "junk", "not_found" or "failed"."""
+        if not self.ok:
+            return "failed"
+        return self.folder or "not_found"
+
+    def step_label(self, translate: Callable[[str], str] = lambda text: text) -> str:
+        """Return the translated label of the step reached."""
+        return translate(ROUNDTRIP_STEP_LABELS[RoundTripStep(self.step).value])
+
+    def hint_text(self, translate: Callable[[str], str] = lambda text: text) -> str:
+        """Return the translated advice for the failure, or "" if none."""
+        return translate(ROUNDTRIP_HINTS[self.hint]) if self.hint else ""
+
+
+class _LoginRefused(Exception):
+    """The server answered NO to LOGIN."""
+
+
+class _StartTlsNotOffered(Exception):
+    """STARTTLS was chosen but the server does not offer it."""
+
+
+class _LoginDisabled(Exception):
+    """The server refuses LOGIN on this connection (RFC 3501 LOGINDISABLED)."""
+
+
+class ImapSession(imaplib.IMAP4):
+    """An ``imaplib.IMAP4`` under a deadline, with a masked transcript.
+
+    Implicit TLS is set up in ``_create_socket`` (as ``IMAP4_SSL`` does) so
+    that one class serves the three securities; every read and write waits
+    at most for what is left of ``deadline``.
+    """
+
+    def __init__(self, settings, deadline, transcript):
+        self.settings = settings
+        self.deadline = deadline
+        self.transcript = transcript
+        self.step = RoundTripStep.CONNECT
+        self.ssl_context = (
+            tls_context(settings) if settings.encryption != "none" else None
+        )
+        self.watchdog_fired = False
+        self._watchdog = None
+        self._watch_socket = None
+        self._watch_lock = threading.Lock()
+        try:
+            super().__init__(settings.host, settings.port, timeout=deadline.remaining())
+        except BaseException:
+            self.disarm_watchdog()
+            raise
+
+    # -- deadline -------------------------------------------------------------
+
+    def _arm_watchdog(self, sock):
+        # As the SMTP session's: a duplicate descriptor survives TLS
+        # wrapping, and shutting it down ends a read that a server trickling
+        # bytes would otherwise keep alive past the deadline.
+        self._watch_socket = sock.dup()
+        self._watchdog = threading.Timer(
+            max(self.deadline.remaining(), 0) + _WATCHDOG_GRACE, self._on_deadline
+        )
+        self._watchdog.name = "imap-roundtrip-watchdog"
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _on_deadline(self):
+        with self._watch_lock:
+            if self._watch_socket is None:
+                return
+            self.watchdog_fired = True
+            with contextlib.suppress(OSError):
+                self._watch_socket.shutdown(socket.SHUT_RDWR)
+
+    def disarm_watchdog(self):
+        """Stop the watchdog and close its descriptor."""
+        with self._watch_lock:
+            timer, self._watchdog = self._watchdog, None
+            watch_socket, self._watch_socket = self._watch_socket, None
+        if timer is not None:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join()
+        if watch_socket is not None:
+            watch_socket.close()
+
+    # -- imaplib hooks ----------------------------------------------------------
+
+    def _create_socket(self, timeout):
+        host = self.settings.host
+        addresses = run_bounded(
+            socket.getaddrinfo,
+            self.deadline.socket_timeout(),
+            host,
+            self.settings.port,
+            0,
+            socket.SOCK_STREAM,
+        )
+        sock = self._connect_any(addresses)
+        self._arm_watchdog(sock)
+        if self.settings.encryption == "ssl":
+            self.step = RoundTripStep.TLS
+            try:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
+                self._secured(sock)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
+
+    def _connect_any(self, addresses):
+        last_error = None
+        for family, kind, proto, _name, sockaddr in addresses:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(self.deadline.socket_timeout())
+                sock.connect(sockaddr)
+            except OSError as exc:
+                sock.close()
+                self.transcript.event(f"Connecting to {sockaddr[0]}: {exc}")
+                last_error = exc
+                continue
+            self.transcript.event(f"Connected to {sockaddr[0]} port {sockaddr[1]}")
+            return sock
+        raise last_error or OSError("no address to connect to")
+
+    def _secured(self, sock):
+        cipher = (sock.cipher() or ("?",))[0]
+        text = f"TLS established ({sock.version()}, {cipher})"
+        pin = self.settings.pinned_certificate
+        if pin:
+            der = sock.getpeercert(binary_form=True) or b""
+            if fingerprint(der) != pin:
+                raise CertificateChangedError(der, pin)
+            text += ", pinned certificate"
+        self.transcript.event(text)
+
+    def _bound(self):
+        if self.sock is not None:
+            self.sock.settimeout(self.deadline.socket_timeout())
+
+    def read(self, size):
+        """Read a literal of ``size`` bytes (message data: not recorded)."""
+        self._bound()
+        data = super().read(size)
+        self.transcript.event(f"<{len(data)} bytes of message data>")
+        return data
+
+    def readline(self):
+        """Read one line of the server within the deadline, recording it."""
+        self._bound()
+        line = super().readline()
+        self.transcript.server(line.decode("utf-8", "replace").rstrip("\r\n"))
+        return line
+
+    def send(self, data):
+        """Send a command line within the deadline, recording it masked."""
+        self._bound()
+        line = data.decode("utf-8", "replace").rstrip("\r\n")
+        tag, _sep, rest = line.partition(" ")
+        if rest.upper().startswith("LOGIN "):
+            line = f"{tag} LOGIN {MASK}"
+        self.transcript.client(line)
+        return super().send(data)
+
+    # -- commands ---------------------------------------------------------------
+
+    def secure_and_login(self):
+        """Set up STARTTLS if chosen, then log in; raise on refusal."""
+        settings = self.settings
+        if settings.encryption == "starttls":
+            self.step = RoundTripStep.TLS
+            if "STARTTLS" not in self.capabilities:
+                raise _StartTlsNotOffered("STARTTLS not offered")
+            self.starttls(ssl_context=self.ssl_context)
+            self._secured(self.sock)
+        self.step = RoundTripStep.LOGIN
+        if "LOGINDISABLED" in self.capabilities:
+            raise _LoginDisabled("LOGINDISABLED")
+        try:
+            self.login(settings.username, settings.password)
+        except self.abort:
+            raise
+        except self.error as exc:
+            raise _LoginRefused(self.transcript.withhold(str(exc))) from None
+        self.step = RoundTripStep.SEARCH
+        # Servers announce more after the login (UIDPLUS, for one).
+        _typ, data = self.capability()
+        if data and data[-1]:
+            self.capabilities = tuple(
+                data[-1].decode("ascii", "replace").upper().split()
+            )
+
+    def junk_folder(self):
+        """Return the name of the junk folder (RFC 6154 ``\\Junk``), or None."""
+        _typ, lines = self.list()
+        by_name = None
+        for line in lines or ():
+            match = _LIST_LINE.match(line or b"")
+            if not match:
+                continue
+            flags = match["flags"].decode("ascii", "replace").lower().split()
+            name = match["name"].decode("utf-8", "replace")
+            if "\\junk" in flags:
+                return name
+            bare = name.strip('"')
+            separator = match["sep"].strip(b'"').decode() or "/"
+            if by_name is None and bare.rpartition(separator)[2].lower() in _JUNK_NAMES:
+                by_name = name
+        return by_name
+
+    def search_message_id(self, folder, message_id):
+        """Select ``folder`` and return the UID of ``message_id`` in it, or None."""
+        typ, _data = self.select(folder)
+        if typ != "OK":
+            return None
+        _typ, data = self.uid("SEARCH", "HEADER", "Message-ID", f'"{message_id}"')
+        uids = (data[0] or b"").split() if data else []
+        return uids[0].decode() if uids else None
+
+    def fetch_header(self, uid):
+        """Return the header of the message ``uid`` of the selected folder."""
+        _typ, data = self.uid("FETCH", uid, "(BODY.PEEK[HEADER])")
+        for part in data or ():
+            if isinstance(part, tuple):
+                return part[1]
+        return b""
+
+    def delete(self, uid):
+        """Delete the message ``uid`` of the selected folder, and only it."""
+        self.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted)")
+        # Without UIDPLUS an EXPUNGE would also remove whatever else the user
+        # marked deleted: the message is then left marked, not expunged.
+        if "UIDPLUS" in self.capabilities:
+            typ, _data = self.uid("EXPUNGE", uid)
+            return typ == "OK"
+        return False
+
+
+def parse_authentication_results(value):
+    """Return the verdicts of one ``Authentication-Results`` value, by method.
+
+    ``value`` is ``authserv-id [version]; method=result [reason=...]
+    [(comment)] [ptype.property=value ...]; ...`` (RFC 8601). The reason is
+    the ``reason`` property, or else the comment that follows the result.
+    Only the first verdict of each method is kept.
+    """
+    parts = _split_outside_quotes(value or "", ";")
+    verdicts = {}
+    for part in parts[1:]:
+        tokens = _tokens(part)
+        if not tokens or "=" not in tokens[0][1]:
+            continue
+        method, _sep, result = tokens[0][1].partition("=")
+        method = method.split("/")[0].strip().lower()
+        result = result.strip().lower()
+        reason = ""
+        comment = ""
+        properties = []
+        for kind, token in tokens[1:]:
+            if kind == "comment":
+                comment = comment or token
+            elif "=" in token:
+                key, _sep, val = token.partition("=")
+                key = key.strip().lower()
+                val = val.strip().strip('"')
+                if key == "reason":
+                    reason = val
+                else:
+                    properties.append((key, val))
+        if method and result and method not in verdicts:
+            verdicts[method] = AuthVerdict(
+                method, result, reason or comment, tuple(properties)
+            )
+    return verdicts
+
+
+def _split_outside_quotes(text, separator):
+    parts, current, depth, quoted = [], [], 0, False
+    for char in text:
+        if char == '"' and depth == 0:
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+        elif not quoted and char == ")" and depth:
+            depth -= 1
+        if char == separator and depth == 0 and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _tokens(text):
+    """Split a resinfo into ("word", "key=value") and ("comment", text)."""
+    tokens, index = [], 0
+    while index < len(text):
+        char = text[index]
+        if char.isspace():
+            index += 1
+        elif char == "(":
+            depth, end = 0, index
+            while end < len(text):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+                end += 1
+            tokens.append(("comment", " ".join(text[index + 1 : end].split())))
+            index = end + 1
+        else:
+            end, quoted = index, False
+            while end < len(text) and (
+                quoted or not (text[end].isspace() or text[end] == "(")
+            ):
+                quoted ^= text[end] == '"'
+                end += 1
+            word = text[index:end]
+            # "method = result": join the spaced-out form into one word.
+            if (
+                tokens
+                and tokens[-1][0] == "word"
+                and (word.startswith("=") or tokens[-1][1].endswith("="))
+            ):
+                tokens[-1] = ("word", tokens[-1][1] + word)
+            else:
+                tokens.append(("word", word))
+            index = end
+    return tokens
+
+
+def describe_hops(received_headers):
+    """Return the ``Received`` headers as short hops, oldest first."""
+    hops = []
+    for header in reversed(received_headers):
+        text = " ".join(str(header).split())
+        route, _sep, date = text.rpartition(";")
+        found = {
+            word: re.search(rf"\b{word}\s+(\S+)", route or text, re.IGNORECASE)
+            for word in ("from", "by", "with")
+        }
+        pieces = [f"{word} {match[1]}" for word, match in found.items() if match]
+        hop = " ".join(pieces) or (route or text)
+        hops.append(f"{hop}; {date.strip()}" if route and date.strip() else hop)
+    return tuple(hops)
+
+
+def _classify(exc, step):
+    """Return the hint key of ``exc`` raised at ``step``."""
+    if isinstance(exc, _LoginRefused):
+        return "imap_login_refused"
+    if isinstance(exc, _StartTlsNotOffered):
+        return "imap_starttls_not_offered"
+    if isinstance(exc, _LoginDisabled):
+        return "imap_encryption_required"
+    if isinstance(exc, CertificateChangedError):
+        return "imap_certificate_changed"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        if exc.verify_code in _NAME_MISMATCH_CODES:
+            return "imap_certificate_hostname_mismatch"
+        return "imap_certificate_untrusted"
+    if isinstance(exc, ssl.SSLError) or step == RoundTripStep.TLS:
+        return "imap_tls_failed"
+    if isinstance(exc, socket.gaierror):
+        return "imap_dns_failed"
+    if isinstance(exc, ConnectionRefusedError):
+        return "imap_connection_refused"
+    if isinstance(exc, TimeoutError):
+        return "imap_timeout"
+    if isinstance(exc, OSError | EOFError) and step == RoundTripStep.CONNECT:
+        return "imap_connection_refused"
+    return "imap_error"
+
+
+def find_message(
+    settings: ImapSettings,
+    message_id: str,
+    *,
+    wait: float,
+    submitted: float | None = None,
+    delete: bool = True,
+    progress: Callable[[float, float, str], None] | None = None,
+) -> RoundTripResult:
+    """Look for ``message_id`` in the mailbox of ``settings`` for ``wait`` seconds.
+
+    ``submitted`` is the ``time.monotonic()`` of the submission (default:
+    now), from which the arrival time is counted. ``progress`` is called
+    after each search with the seconds waited, ``wait`` and the folder
+    searched. Server, network and TLS problems never raise.
+    """
+    started = time.monotonic()
+    submitted = started if submitted is None else submitted
+    transcript = Transcript(
+        secret_forms((settings.username, settings.password), (settings.password,))
+    )
+    result = RoundTripResult(step=RoundTripStep.CONNECT, wait=wait)
+    if not (settings.username and settings.password):
+        result.hint = "imap_not_configured"
+        result.step = RoundTripStep.LOGIN
+        transcript.event("Not connecting: no user name or password")
+        result.transcript = transcript.text()
+        return result
+    if not _MESSAGE_ID.match(message_id or ""):
+        raise ValueError(f"not a Message-ID: {message_id!r}")
+    # The search stops at ``wait``; reading and deleting a message found at
+    # the last moment, and logging out, may take a little longer.
+    deadline = Deadline(wait + min(_CLEANUP_TIME, wait / 4))
+    search_end = started + wait
+    transcript.event(
+        f"Connecting to {settings.host} port {settings.port}, "
+        f"security {settings.encryption}"
+    )
+    session = None
+    step = RoundTripStep.CONNECT
+    errors = (
+        OSError,
+        EOFError,
+        ValueError,
+        imaplib.IMAP4.error,
+        _LoginRefused,
+        _LoginDisabled,
+        _StartTlsNotOffered,
+    )
+    try:
+        session = ImapSession(settings, deadline, transcript)
+        session.secure_and_login()
+        step = session.step
+        _search(session, result, message_id, search_end, submitted, delete, progress)
+        step = RoundTripStep.DONE
+        session.logout()
+    except errors as exc:
+        if result.folder or (result.searched and time.monotonic() >= search_end):
+            # Found, or searched until the time ran out: what failed after
+            # that (a deletion, the logout) does not change the answer.
+            step = RoundTripStep.DONE
+            transcript.event(f"After the search: {type(exc).__name__}: {exc}")
+        elif session is not None and step != RoundTripStep.DONE:
+            step = session.step
+        elif session is None and isinstance(exc, ssl.SSLError):
+            step = RoundTripStep.TLS
+        # A failed LOGOUT no longer matters: the search is done.
+        if step != RoundTripStep.DONE:
+            if isinstance(exc, OSError | imaplib.IMAP4.abort) and deadline.expired():
+                exc = TimeoutError(f"no answer within {wait:g} seconds")
+            result.hint = _classify(exc, step)
+            result.error = transcript.withhold(f"{type(exc).__name__}: {exc}")
+            transcript.event(f"Failed at step {step.value}: {result.error}")
+    finally:
+        if session is not None:
+            if session.state != "LOGOUT":
+                with contextlib.suppress(OSError):
+                    session.shutdown()
+            session.disarm_watchdog()
+    result.step = step
+    result.elapsed = time.monotonic() - started
+    result.transcript = transcript.text()
+    return result
+
+
+def _search(session, result, message_id, search_end, submitted, delete, progress):
+    """Poll the inbox, then the junk folder, until found or ``search_end``."""
+    junk = session.junk_folder()
+    session.transcript.event(f"Junk folder: {junk or 'none'}")
+    folders = [("inbox", "INBOX")] + ([("junk", junk)] if junk else [])
+    pause = _FIRST_POLL
+    while True:
+        round_started = time.monotonic()
+        for folder, name in folders:
+            uid = session.search_message_id(name, message_id)
+            if progress is not None:
+                progress(time.monotonic() - submitted, result.wait, folder)
+            if uid is not None:
+                result.arrival = time.monotonic() - submitted
+                result.folder = folder
+                header = session.fetch_header(uid)
+                _read_header(result, header)
+                if delete:
+                    result.deleted = session.delete(uid)
+                return
+        result.searched = True
+        # Another round only if it can end before the search does; the last
+        # one starts so as to end when the search does.
+        left = search_end - time.monotonic() - (time.monotonic() - round_started)
+        if left <= 0:
+            session.transcript.event(f"Not found within {result.wait:g} seconds")
+            return
+        time.sleep(min(pause, left))
+        pause = min(pause * 1.5, _MAX_POLL)
+
+
+def _read_header(result, header):
+    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+        header
+    )
+    result.hops = describe_hops(message.get_all("Received") or [])
+    # The topmost header is the one the receiving server added; any below
+    # it came with the message and proves nothing.
+    results = message.get_all("Authentication-Results") or []
+    if results:
+        result.authentication_results = " ".join(str(results[0]).split())
+        result.verdicts = parse_authentication_results(result.authentication_results)
+
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "NO_VERDICTS",
+    "ROUNDTRIP_HINTS",
+    "ROUNDTRIP_STEP_LABELS",
+    "VERDICT_HINTS",
+    "AuthVerdict",
+    "ImapSettings",
+    "RoundTripResult",
+    "RoundTripStep",
+    "find_message",
+    "parse_authentication_results",
+]

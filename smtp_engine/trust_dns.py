@@ -1,0 +1,417 @@
+"""Will receivers trust the account's mail? What its domain publishes in DNS.
+
+``check_sender_domain`` looks up the SPF record (RFC 7208) and the DMARC
+policy (RFC 7489) of the sender address's domain, and evaluates the SPF
+record for each address of the SMTP server: would a receiver that sees the
+mail coming from there find it allowed? Each finding is a key of
+``DNS_HINTS`` with its parameters, translated by the caller.
+
+The look-ups use dnspython: the standard DNS library for Python, pure
+Python, and the one that lets a caller choose the server to ask (the system
+resolver library cannot), which the tests need to stay on loopback. The SPF
+evaluation covers the mechanisms that real records use (``all``, ``ip4``,
+``ip6``, ``a``, ``mx``, ``include``, ``exists``, ``redirect``) with the
+limit of ten look-ups; macros and ``ptr`` never match.
+"""
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from .texts import _lt
+
+# Levels of a finding, from good to bad.
+OK, WARNING, PROBLEM = "ok", "warning", "problem"
+_MAX_LOOKUPS = 10
+_QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
+_MECHANISM = re.compile(
+    r"^(?P<qualifier>[+\-~?]?)(?P<name>all|include|a|mx|ptr|ip4|ip6|exists)"
+    r"(?::(?P<target>[^/]+))?(?P<cidr>/.*)?$",
+    re.IGNORECASE,
+)
+_MODIFIER = re.compile(r"^(?P<name>[a-z][a-z0-9_.-]*)=(?P<value>.*)$", re.IGNORECASE)
+_DMARC_POLICIES = ("none", "quarantine", "reject")
+
+DNS_HINTS = {
+    "spf_missing": _lt(
+        "Your domain %(domain)s publishes no SPF record: receivers cannot tell "
+        "which servers may send its mail, and many file it as spam. Publish "
+        "the SPF record your provider documents."
+    ),
+    "spf_invalid": _lt(
+        "The SPF record of your domain %(domain)s cannot be used "
+        "(%(error)s): receivers treat its mail as unauthenticated. Publish "
+        "one valid SPF record."
+    ),
+    "spf_host_allowed": _lt(
+        "The SPF record of %(domain)s allows the SMTP server %(host)s (%(addresses)s)."
+    ),
+    "spf_host_refused": _lt(
+        "The SPF record of %(domain)s does not allow the SMTP server %(host)s "
+        "(%(addresses)s): receivers may refuse its mail. Add what your "
+        "provider documents (usually an “include:”) to the record."
+    ),
+    "spf_host_unclear": _lt(
+        "The SPF record of %(domain)s does not clearly allow the SMTP server "
+        "%(host)s (%(addresses)s, result “%(result)s”): receivers may file its "
+        "mail as spam. Add what your provider documents to the record."
+    ),
+    "dmarc_missing": _lt(
+        "Your domain %(domain)s publishes no DMARC policy: Gmail and Yahoo "
+        "refuse bulk mail without one. Publish at least “v=DMARC1; p=none” "
+        "at _dmarc.%(domain)s."
+    ),
+    "dmarc_monitoring": _lt(
+        "The DMARC policy of %(domain)s is “none”: receivers deliver mail that "
+        "fails it, forged mail included. Once SPF and DKIM pass, move to "
+        "“quarantine” or “reject”."
+    ),
+    "dmarc_enforced": _lt(
+        "The DMARC policy of %(domain)s is “%(policy)s”: receivers set aside "
+        "mail that forges the domain."
+    ),
+    "dns_failed": _lt(
+        "The DNS records of %(domain)s could not be looked up (%(error)s): "
+        "its SPF and DMARC records were not checked."
+    ),
+}
+
+
+class _TempError(Exception):
+    """A look-up failed for a reason that may go away (time-out, SERVFAIL)."""
+
+
+class _PermError(Exception):
+    """The record cannot be evaluated (syntax, too many look-ups)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the look-up found: its level, hint key and parameters."""
+
+    level: str
+    key: str
+    params: dict = field(default_factory=dict)
+
+    def text(self, translate=lambda text: text):
+        """Return the translated sentence of this finding."""
+        from .texts import render
+
+        return render(DNS_HINTS[self.key], translate, self.params)
+
+
+@dataclass
+class SenderDomainReport:
+    """What the sender domain publishes, and what it means for the account."""
+
+    domain: str
+    spf_record: str = ""
+    spf_results: dict = field(default_factory=dict)
+    dmarc_record: str = ""
+    dmarc_policy: str = ""
+    findings: list = field(default_factory=list)
+
+    @property
+    def level(self):
+        """The worst level of the findings ("ok" if none)."""
+        levels = [finding.level for finding in self.findings]
+        for level in (PROBLEM, WARNING):
+            if level in levels:
+                return level
+        return OK
+
+
+def make_resolver(nameserver=None, timeout=5.0):
+    """Return a dnspython resolver asking ``nameserver``, or the system's ones.
+
+    ``nameserver`` is an address with an optional port: ``192.0.2.53``,
+    ``127.0.0.1:5353``, ``[::1]:5353``.
+    """
+    import dns.resolver
+
+    if nameserver:
+        host, port = _split_server(nameserver)
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [host]
+        resolver.port = port
+    else:
+        resolver = dns.resolver.Resolver()
+    resolver.timeout = resolver.lifetime = timeout
+    return resolver
+
+
+def _split_server(text):
+    text = text.strip()
+    port = 53
+    if text.startswith("["):
+        host, _sep, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _sep, port_text = text.partition(":")
+        port = int(port_text)
+    else:
+        host = text
+    ipaddress.ip_address(host)
+    if not 0 < port < 65536:
+        raise ValueError(f"port must be between 1 and 65535, not {port}")
+    return host, port
+
+
+class _Lookups:
+    """The DNS questions of one check, with their RFC 7208 budget."""
+
+    def __init__(self, resolver):
+        self.resolver = resolver
+        self.count = 0
+
+    def charge(self):
+        self.count += 1
+        if self.count > _MAX_LOOKUPS:
+            raise _PermError("more than 10 DNS look-ups")
+
+    def query(self, name, rdtype):
+        import dns.exception
+        import dns.resolver
+
+        try:
+            answer = self.resolver.resolve(
+                name, rdtype, raise_on_no_answer=False, search=False
+            )
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers) as exc:
+            if isinstance(exc, dns.resolver.NXDOMAIN):
+                return []
+            raise _TempError(str(exc)) from exc
+        except dns.exception.DNSException as exc:
+            raise _TempError(str(exc) or type(exc).__name__) from exc
+        return list(answer)
+
+    def txt(self, name):
+        return [
+            b"".join(rdata.strings).decode("utf-8", "replace")
+            for rdata in self.query(name, "TXT")
+        ]
+
+    def addresses(self, name):
+        return [
+            ipaddress.ip_address(rdata.address)
+            for rdtype in ("A", "AAAA")
+            for rdata in self.query(name, rdtype)
+        ]
+
+
+def _spf_records(lookups, domain):
+    return [
+        record
+        for record in lookups.txt(domain)
+        if record.lower() == "v=spf1" or record.lower().startswith("v=spf1 ")
+    ]
+
+
+def _in_network(ip, addresses, cidr):
+    four, _sep, six = (cidr or "").lstrip("/").partition("//")
+    bits = six if ip.version == 6 else four
+    for address in addresses:
+        if address.version != ip.version:
+            continue
+        network = ipaddress.ip_network(
+            f"{address}/{bits or address.max_prefixlen}", strict=False
+        )
+        if ip in network:
+            return True
+    return False
+
+
+def _mechanism_matches(lookups, ip, domain, name, target, cidr):
+    target = target or domain
+    if "%" in target:
+        # Macros (RFC 7208 section 7) are not expanded: no match.
+        return False
+    if name == "all":
+        return True
+    if name in ("ip4", "ip6"):
+        network = ipaddress.ip_network(f"{target}{cidr or ''}", strict=False)
+        return ip.version == network.version and ip in network
+    lookups.charge()
+    if name == "a":
+        return _in_network(ip, lookups.addresses(target), cidr)
+    if name == "mx":
+        hosts = [str(rdata.exchange) for rdata in lookups.query(target, "MX")]
+        return any(_in_network(ip, lookups.addresses(host), cidr) for host in hosts)
+    if name == "exists":
+        return bool(lookups.query(target, "A"))
+    if name == "include":
+        result = _check_host(lookups, ip, target)
+        if result in ("temperror",):
+            raise _TempError(f"include:{target}")
+        if result in ("permerror", "none"):
+            raise _PermError(f"include:{target} has no usable SPF record")
+        return result == "pass"
+    return False  # ptr: deprecated, never matches here
+
+
+def _check_host(lookups, ip, domain):
+    """Return the SPF result of ``ip`` for ``domain`` (RFC 7208 check_host)."""
+    records = _spf_records(lookups, domain)
+    if not records:
+        return "none"
+    if len(records) > 1:
+        raise _PermError("more than one SPF record")
+    redirect = None
+    for term in records[0].split()[1:]:
+        match = _MECHANISM.match(term)
+        if match:
+            name = match["name"].lower()
+            if _mechanism_matches(
+                lookups, ip, domain, name, match["target"], match["cidr"]
+            ):
+                return _QUALIFIERS[match["qualifier"] or "+"]
+            continue
+        modifier = _MODIFIER.match(term)
+        if not modifier:
+            raise _PermError(f"unknown term “{term}”")
+        if modifier["name"].lower() == "redirect":
+            redirect = modifier["value"]
+    if redirect:
+        lookups.charge()
+        result = _check_host(lookups, ip, redirect)
+        if result == "none":
+            raise _PermError(f"redirect={redirect} has no SPF record")
+        return result
+    return "neutral"
+
+
+def spf_result(lookups, ip, domain):
+    """Return the SPF result of ``ip`` for ``domain``, errors as results."""
+    lookups.count = 0
+    try:
+        return _check_host(lookups, ip, domain)
+    except _PermError:
+        return "permerror"
+    except _TempError:
+        return "temperror"
+    except ValueError:
+        return "permerror"
+
+
+def _host_addresses(lookups, host):
+    host = (host or "").strip().strip("[]")
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        return lookups.addresses(host)
+
+
+def _dmarc(lookups, domain):
+    """Return ``(record, policy)`` of ``domain`` or of its parent domain."""
+    candidates = [domain]
+    labels = domain.split(".")
+    # The organizational domain, without the public suffix list: right for
+    # the usual name.tld and sub.name.tld.
+    if len(labels) > 2:
+        candidates.append(".".join(labels[-2:]))
+    for candidate in candidates:
+        records = [
+            record
+            for record in lookups.txt(f"_dmarc.{candidate}")
+            if record.replace(" ", "").lower().startswith("v=dmarc1")
+        ]
+        if len(records) == 1:
+            tags = {}
+            for part in records[0].split(";"):
+                key, _sep, value = part.partition("=")
+                tags.setdefault(key.strip().lower(), value.strip())
+            policy = tags.get("p", "").lower()
+            if candidate != domain:
+                policy = tags.get("sp", policy).lower()
+            return records[0], policy if policy in _DMARC_POLICIES else ""
+    return "", ""
+
+
+def check_sender_domain(sender_email, smtp_host, *, resolver):
+    """Return the ``SenderDomainReport`` of the domain of ``sender_email``.
+
+    ``resolver`` is a dnspython resolver (see ``make_resolver``). Network
+    problems never raise: they become a "dns_failed" finding.
+    """
+    domain = (sender_email or "").rpartition("@")[2].strip().rstrip(".").lower()
+    report = SenderDomainReport(domain=domain)
+    lookups = _Lookups(resolver)
+    try:
+        _check_spf(report, lookups, domain, smtp_host)
+        record, policy = _dmarc(lookups, domain)
+    except _TempError as exc:
+        report.findings = [
+            Finding(WARNING, "dns_failed", {"domain": domain, "error": str(exc)})
+        ]
+        return report
+    report.dmarc_record, report.dmarc_policy = record, policy
+    params = {"domain": domain, "policy": policy}
+    if not record:
+        report.findings.append(Finding(PROBLEM, "dmarc_missing", params))
+    elif policy in ("quarantine", "reject"):
+        report.findings.append(Finding(OK, "dmarc_enforced", params))
+    else:
+        report.findings.append(Finding(WARNING, "dmarc_monitoring", params))
+    return report
+
+
+def _check_spf(report, lookups, domain, smtp_host):
+    domain_params = {"domain": domain}
+    records = _spf_records(lookups, domain)
+    if not records:
+        report.findings.append(Finding(PROBLEM, "spf_missing", domain_params))
+        return
+    report.spf_record = records[0]
+    if len(records) > 1:
+        report.findings.append(
+            Finding(
+                PROBLEM,
+                "spf_invalid",
+                {**domain_params, "error": "more than one SPF record"},
+            )
+        )
+        return
+    addresses = _host_addresses(lookups, smtp_host)
+    report.spf_results = {str(ip): spf_result(lookups, ip, domain) for ip in addresses}
+    results = set(report.spf_results.values())
+    params = {
+        **domain_params,
+        "host": smtp_host,
+        "addresses": ", ".join(report.spf_results) or "-",
+    }
+    if "permerror" in results:
+        report.findings.append(
+            Finding(PROBLEM, "spf_invalid", {**domain_params, "error": "permerror"})
+        )
+    elif "temperror" in results:
+        raise _TempError("SPF look-up failed")
+    elif results == {"pass"}:
+        report.findings.append(Finding(OK, "spf_host_allowed", params))
+    elif "fail" in results or not results:
+        report.findings.append(Finding(PROBLEM, "spf_host_refused", params))
+    else:
+        worst = "softfail" if "softfail" in results else "neutral"
+        report.findings.append(
+            Finding(WARNING, "spf_host_unclear", {**params, "result": worst})
+        )
+
+
+def sender_domain_report(sender_email, smtp_host, *, nameserver=None, timeout=5.0):
+    """``check_sender_domain`` with a resolver for ``nameserver``.
+
+    A resolver that cannot be set up (a malformed ``nameserver``, no system
+    resolver configuration) gives a "dns_failed" finding, never an error.
+    """
+    import dns.exception
+
+    try:
+        resolver = make_resolver(nameserver, timeout)
+    except (ValueError, dns.exception.DNSException) as exc:
+        domain = (sender_email or "").rpartition("@")[2].strip().lower()
+        report = SenderDomainReport(domain=domain)
+        report.findings.append(
+            Finding(WARNING, "dns_failed", {"domain": domain, "error": str(exc)})
+        )
+        return report
+    return check_sender_domain(sender_email, smtp_host, resolver=resolver)
