@@ -48,6 +48,16 @@ class IrMailServer(models.Model):
         "An e-mail account is backed by a single outgoing mail server.",
     )
 
+    @api.depends("email_account_id.roundtrip_state", "email_account_id.trust_level")
+    def _compute_display_name(self):
+        # Whoever picks an account's server (a mailing, a template) sees how
+        # its last delivery check went.
+        super()._compute_display_name()
+        for server in self:
+            account = server.sudo().email_account_id
+            if account and (summary := account._delivery_summary()):
+                server.display_name = f"{server.display_name} ({summary})"
+
     @api.model
     def _search(self, domain, *args, **kwargs):
         # Pickers (mailings, templates) offer only the accounts the user
