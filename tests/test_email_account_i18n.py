@@ -14,7 +14,7 @@ from odoo.addons.email_account.smtp_engine.tests.servers import (
 # Attributes of our views that the user reads.
 SHOWN_ATTRIBUTES = ("string", "help", "placeholder", "title", "confirm")
 # Texts that are the same in both languages.
-SAME_IN_GREEK = {"STARTTLS", "SSL/TLS"}
+SAME_IN_GREEK = {"STARTTLS", "SSL/TLS", "SPF", "DKIM", "DMARC"}
 
 
 @tagged("post_install", "-at_install")
@@ -157,8 +157,10 @@ class TestEmailAccountI18n(TransactionCase):
                 "Αποστολέας",
                 "Διακομιστής",
                 "Πιστοποίηση",
+                "Έλεγχος παράδοσης",
                 "Ποιος μπορεί να στέλνει",
                 "Τελευταίος έλεγχος",
+                "Παράδοση και εμπιστοσύνη",
             ],
         )
         self.assertEqual(
