@@ -12,6 +12,7 @@ logs in; both the test message and ``open_connection`` use it.
 """
 
 import base64
+import binascii
 import contextlib
 import dataclasses
 import functools
@@ -35,6 +36,7 @@ _MAX_LINE = 8192
 # No sane server sends more lines in one reply; a longer one is an attack or
 # a mistake, and must not keep a sending process busy.
 _MAX_REPLY_LINES = 500
+_MAX_REPLY_BYTES = 64 * 1024
 # The watchdog fires a little after the deadline: normally the socket
 # time-out, set to the remaining time, has already ended the wait.
 _WATCHDOG_GRACE = 0.1
@@ -371,10 +373,18 @@ class SmtpSession(smtplib.SMTP):
             if len(line) > _MAX_LINE:
                 self.close()
                 raise smtplib.SMTPResponseException(500, "Line too long.")
-            more = line[3:4] == b"-"
-            try:
-                code = int(line[:3])
-            except ValueError:
+            if not line.endswith(b"\n"):
+                # Cut off by a close or by the deadline: whatever it says, it
+                # is not a reply.
+                self.close()
+                raise smtplib.SMTPServerDisconnected(
+                    "Connection closed in the middle of a reply line"
+                )
+            # Stricter than smtplib, which reads "250\0" or "2500" as 250: a
+            # reply line is three digits, then a space, a hyphen or its end.
+            if line[:3].isdigit() and line[3:4] in (b" ", b"-", b"\r", b"\n"):
+                code, more = int(line[:3]), line[3:4] == b"-"
+            else:
                 code, more = -1, False
             self.transcript.server(
                 line.decode("utf-8", "replace").rstrip("\r\n"), final=not more
@@ -382,7 +392,10 @@ class SmtpSession(smtplib.SMTP):
             lines.append(line[4:].strip(b" \t\r\n"))
             if not more:
                 break
-            if len(lines) >= _MAX_REPLY_LINES:
+            if (
+                len(lines) >= _MAX_REPLY_LINES
+                or sum(map(len, lines)) > _MAX_REPLY_BYTES
+            ):
                 self.close()
                 raise smtplib.SMTPResponseException(500, "Reply too long.")
         if code == 354 and self._last_command == "DATA":
@@ -412,7 +425,11 @@ class SmtpSession(smtplib.SMTP):
                 raise smtplib.SMTPException(
                     f"Server AUTH mechanism loops; last reply: {code}"
                 )
-            answer = authobject(base64.decodebytes(reply))
+            try:
+                challenge = base64.decodebytes(reply)
+            except binascii.Error as exc:  # no base64: no challenge to answer
+                raise smtplib.SMTPAuthenticationError(code, reply) from exc
+            answer = authobject(challenge)
             code, reply = self.docmd(base64.b64encode(_utf8(answer)).decode("ascii"))
         if code in (235, 503):
             return code, reply
