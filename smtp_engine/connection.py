@@ -31,8 +31,7 @@ from .result import CheckResult, CredentialsEncodingError, SmtpEngineError, Step
 from .settings import SmtpSettings
 from .transcript import WITHHELD, Transcript, secret_forms
 
-# smtplib's own limit for one reply line.
-_MAX_LINE = 8192
+SMTPLIB_PRIVATE_NAMES = ("_get_socket", "_host", "_auth_challenge_count")
 # No sane server sends more lines in one reply; a longer one is an attack or
 # a mistake, and must not keep a sending process busy.
 _MAX_REPLY_LINES = 500
@@ -228,8 +227,72 @@ def unverified_tls_context():
     return context
 
 
+class _ReplyReader:
+    """The file smtplib reads replies from, with the engine's rules.
+
+    Each line is read within the deadline and recorded in the transcript; a
+    line cut off by a close or by the deadline, a malformed line and a reply
+    longer than any sane server sends raise instead of being returned, so
+    that smtplib never takes them for a reply.
+    """
+
+    def __init__(self, session):
+        self._session = session
+        self._file = session.sock.makefile("rb")
+        self._lines = 0
+        self._size = 0
+
+    def readline(self, limit):
+        """Return the next line of a reply, as ``file.readline`` would."""
+        self._session.apply_deadline()
+        line = self._file.readline(limit)
+        if not line or len(line) >= limit:
+            return line  # smtplib: "Connection unexpectedly closed", "Line too long"
+        if not line.endswith(b"\n"):
+            raise smtplib.SMTPServerDisconnected(
+                "Connection closed in the middle of a reply line"
+            )
+        # Stricter than smtplib, which reads "250\0" or "2500" as 250: a
+        # reply line is three digits, then a space, a hyphen or its end.
+        well_formed = line[:3].isdigit() and line[3:4] in (b" ", b"-", b"\r", b"\n")
+        more = well_formed and line[3:4] == b"-"
+        text = line.decode("utf-8", "replace").rstrip("\r\n")
+        self._session.transcript.server(text, final=not more)
+        if not well_formed:
+            raise smtplib.SMTPResponseException(-1, text)
+        self._lines, self._size = (
+            (self._lines + 1, self._size + len(line)) if more else (0, 0)
+        )
+        if self._lines > _MAX_REPLY_LINES or self._size > _MAX_REPLY_BYTES:
+            raise smtplib.SMTPResponseException(500, "Reply too long.")
+        return line
+
+    def close(self):
+        """Close the underlying file."""
+        self._file.close()
+
+
 class SmtpSession(smtplib.SMTP):
-    """An ``smtplib.SMTP`` with a step, a masked transcript and a deadline."""
+    """An ``smtplib.SMTP`` with a step, a masked transcript and a deadline.
+
+    It overrides only what the deadline, the transcript and a hostile server
+    need: ``_get_socket`` (name look-up in a worker thread, connection and
+    implicit TLS within the deadline, a watchdog), ``send`` (recording,
+    deadline), the reply file ``getreply`` reads (see ``_ReplyReader``),
+    ``auth`` and ``auth_cram_md5`` (UTF-8 credentials, a challenge that is
+    not base64) and ``close`` (the watchdog). Everything else is smtplib's.
+
+    The private smtplib names relied on, all checked against CPython 3.10,
+    3.11, 3.12 and 3.13 (``SMTPLIB_PRIVATE_NAMES``, and a test that checks
+    them on the running Python):
+
+    - ``_get_socket(host, port, timeout)``: ``connect()`` opens the
+      connection through it;
+    - ``_host``: the name ``starttls()`` gives the TLS layer, which only
+      ``__init__`` sets, while the session connects later;
+    - ``_auth_challenge_count``: ``auth_login()`` reads it to tell the login
+      challenge from the password one.
+    """
 
     def __init__(self, settings, transcript=None, deadline=None, ssl_context=None):
         self.settings = settings
@@ -256,7 +319,8 @@ class SmtpSession(smtplib.SMTP):
 
     # -- deadline ---------------------------------------------------------
 
-    def _apply_deadline(self):
+    def apply_deadline(self):
+        """Give the socket what is left of the deadline as its time-out."""
         if self.deadline is not None and self.sock is not None:
             self.sock.settimeout(self.deadline.socket_timeout())
 
@@ -344,71 +408,25 @@ class SmtpSession(smtplib.SMTP):
             self._last_command = line.partition(" ")[0].upper()
             self.transcript.client(line)
         if self.sock is not None:
-            self._apply_deadline()
+            self.apply_deadline()
         return super().send(s)
 
     def getreply(self):
-        """Read one reply, recording each line, within the deadline.
-
-        Same contract as ``smtplib.SMTP.getreply``; in addition the cause of
-        a lost connection is kept, and overlong replies are refused.
-        """
-        if self.sock is None:
-            raise smtplib.SMTPServerDisconnected("please run connect() first")
-        if self.file is None:
-            self.file = self.sock.makefile("rb")
-        lines = []
-        while True:
-            self._apply_deadline()
-            try:
-                line = self.file.readline(_MAX_LINE + 1)
-            except OSError as exc:
-                self.close()
-                raise smtplib.SMTPServerDisconnected(
-                    f"Connection unexpectedly closed: {exc}"
-                ) from exc
-            if not line:
-                self.close()
-                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
-            if len(line) > _MAX_LINE:
-                self.close()
-                raise smtplib.SMTPResponseException(500, "Line too long.")
-            if not line.endswith(b"\n"):
-                # Cut off by a close or by the deadline: whatever it says, it
-                # is not a reply.
-                self.close()
-                raise smtplib.SMTPServerDisconnected(
-                    "Connection closed in the middle of a reply line"
-                )
-            # Stricter than smtplib, which reads "250\0" or "2500" as 250: a
-            # reply line is three digits, then a space, a hyphen or its end.
-            if line[:3].isdigit() and line[3:4] in (b" ", b"-", b"\r", b"\n"):
-                code, more = int(line[:3]), line[3:4] == b"-"
-            else:
-                code, more = -1, False
-            self.transcript.server(
-                line.decode("utf-8", "replace").rstrip("\r\n"), final=not more
-            )
-            lines.append(line[4:].strip(b" \t\r\n"))
-            if not more:
-                break
-            if (
-                len(lines) >= _MAX_REPLY_LINES
-                or sum(map(len, lines)) > _MAX_REPLY_BYTES
-            ):
-                self.close()
-                raise smtplib.SMTPResponseException(500, "Reply too long.")
+        """Read one reply as smtplib does, through the engine's reader."""
+        if self.file is None and self.sock is not None:
+            self.file = _ReplyReader(self)
+        code, reply = super().getreply()
         if code == 354 and self._last_command == "DATA":
             self._body_next = True
-        return code, b"\n".join(lines)
+        return code, reply
 
     def auth(self, mechanism, authobject, *, initial_response_ok=True):
-        """Authenticate like smtplib, but encode credentials as UTF-8.
+        """Authenticate as smtplib does, with credentials in UTF-8.
 
         smtplib encodes them as ASCII and fails on any other character,
         while RFC 4616 (PLAIN) specifies UTF-8 and servers accept it for
-        LOGIN too. ``_auth_challenge_count`` is smtplib's: its ``auth_login``
-        reads it to tell the user name challenge from the password one.
+        LOGIN too; and a challenge that is not base64 is a refusal here,
+        not a ``binascii.Error``.
         """
         mechanism = mechanism.upper()
         initial_response = authobject() if initial_response_ok else None
