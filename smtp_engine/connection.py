@@ -1,14 +1,6 @@
 """Connect, secure and log in to an SMTP server under one deadline.
 
-``SmtpSession`` is an ``smtplib.SMTP`` that records a masked transcript,
-knows which step it is at, and, while a deadline is set, never waits past
-it: every read and write gets the remaining time as its socket time-out, the
-name look-up runs in a worker thread that is waited for only that long, and
-a watchdog shuts the connection down at the deadline so that even a server
-trickling an endless reply cannot hold the caller.
-
-``establish`` is the one code path that connects, greets, negotiates TLS and
-logs in; both the test message and ``open_connection`` use it.
+``establish`` does it for both the test message and ``open_connection``.
 """
 
 import base64
@@ -17,7 +9,6 @@ import contextlib
 import dataclasses
 import functools
 import hmac
-import ipaddress
 import os
 import smtplib
 import socket
@@ -27,7 +18,7 @@ import time
 
 from .certificate import CertificateChangedError, CertificateDetails, fingerprint
 from .diagnosis import CERTIFICATE_HINTS, describe_exception, diagnose_exception, find
-from .result import CheckResult, CredentialsEncodingError, SmtpEngineError, Step
+from .result import CredentialsEncodingError, SmtpEngineError, SmtpOutcome, Step
 from .settings import SmtpSettings
 from .transcript import WITHHELD, Transcript, secret_forms
 
@@ -123,20 +114,8 @@ def _normalize_host(host):
 def _resolve(host, port, deadline):
     if not host:
         raise socket.gaierror(socket.EAI_NONAME, "no server name given")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return run_bounded(
-            socket.getaddrinfo,
-            deadline.socket_timeout(),
-            host,
-            port,
-            0,
-            socket.SOCK_STREAM,
-        )
-    return socket.getaddrinfo(
-        host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
-    )
+    wait = deadline.socket_timeout()
+    return run_bounded(socket.getaddrinfo, wait, host, port, 0, socket.SOCK_STREAM)
 
 
 def _format_address(sockaddr):
@@ -228,12 +207,10 @@ def unverified_tls_context():
 
 
 class _ReplyReader:
-    """The file smtplib reads replies from, with the engine's rules.
+    """The file smtplib reads replies from: within the deadline, recorded.
 
-    Each line is read within the deadline and recorded in the transcript; a
-    line cut off by a close or by the deadline, a malformed line and a reply
-    longer than any sane server sends raise instead of being returned, so
-    that smtplib never takes them for a reply.
+    A line cut off (by a close or the deadline), a malformed line and an
+    overlong reply raise, so that smtplib never takes them for a reply.
     """
 
     def __init__(self, session):
@@ -275,23 +252,13 @@ class _ReplyReader:
 class SmtpSession(smtplib.SMTP):
     """An ``smtplib.SMTP`` with a step, a masked transcript and a deadline.
 
-    It overrides only what the deadline, the transcript and a hostile server
-    need: ``_get_socket`` (name look-up in a worker thread, connection and
-    implicit TLS within the deadline, a watchdog), ``send`` (recording,
-    deadline), the reply file ``getreply`` reads (see ``_ReplyReader``),
-    ``auth`` and ``auth_cram_md5`` (UTF-8 credentials, a challenge that is
-    not base64) and ``close`` (the watchdog). Everything else is smtplib's.
-
-    The private smtplib names relied on, all checked against CPython 3.10,
-    3.11, 3.12 and 3.13 (``SMTPLIB_PRIVATE_NAMES``, and a test that checks
-    them on the running Python):
-
-    - ``_get_socket(host, port, timeout)``: ``connect()`` opens the
-      connection through it;
-    - ``_host``: the name ``starttls()`` gives the TLS layer, which only
-      ``__init__`` sets, while the session connects later;
-    - ``_auth_challenge_count``: ``auth_login()`` reads it to tell the login
-      challenge from the password one.
+    It overrides only what the deadline, the transcript and hostile servers
+    need (connecting, sending, the reply file, UTF-8 credentials, closing);
+    the rest is smtplib's. The private smtplib names it relies on, checked
+    against CPython 3.10 to 3.13 (and by a test on the running Python):
+    ``_get_socket``, through which ``connect()`` opens the connection;
+    ``_host``, the TLS server name of ``starttls()``, which only
+    ``__init__`` sets; ``_auth_challenge_count``, read by ``auth_login()``.
     """
 
     def __init__(self, settings, transcript=None, deadline=None, ssl_context=None):
@@ -524,14 +491,8 @@ def establish(session):
         session.login(*credentials)
 
 
-def missing_credentials(settings):
-    """Return whether authentication is required but not filled in."""
-    credentials = settings.credentials()
-    return credentials is not None and not (credentials[0] and credentials[1])
-
-
-def failure(session, exc, started, **values):
-    """Return the failed ``CheckResult`` for ``exc`` raised during ``session``."""
+def failed_during_exchange(session, exc, started, **values):
+    """Return the failed outcome for ``exc``, raised during ``session``."""
     hint, code, reply = diagnose_exception(
         exc, session.step, session.settings, timed_out=session.timed_out()
     )
@@ -541,7 +502,7 @@ def failure(session, exc, started, **values):
     session.transcript.event(f"Failed at step {session.step.value}: {error}")
     if hint in CERTIFICATE_HINTS:
         values["certificate"] = _server_certificate(session, exc)
-    return CheckResult(
+    return SmtpOutcome(
         ok=False,
         step=session.step,
         code=code,
@@ -595,17 +556,31 @@ def _read_untrusted_certificate(session):
         )
 
 
-def refusal(step, hint, error, started, **values):
-    """Return a failed ``CheckResult`` for a problem found before connecting."""
+def failed_before_connecting(step, hint, error, started, **values):
+    """Return the failed outcome for settings found unusable before connecting."""
     transcript = Transcript()
     transcript.event(f"Not connecting: {error}")
-    return CheckResult(
+    return SmtpOutcome(
         ok=False,
         step=step,
         hint=hint,
         error=error,
         elapsed=time.monotonic() - started,
         transcript=transcript.text(),
+        **values,
+    )
+
+
+def missing_credentials_failure(settings, started, **values):
+    """Return the failed outcome if a login is required but not filled in."""
+    credentials = settings.credentials()
+    if credentials is None or (credentials[0] and credentials[1]):
+        return None
+    return failed_before_connecting(
+        Step.AUTH,
+        "auth_not_configured",
+        "authentication required but no login or password given",
+        started,
         **values,
     )
 
@@ -619,20 +594,14 @@ def open_connection(settings: SmtpSettings) -> SmtpSession:
     ``result`` says at which step and why.
     """
     started = time.monotonic()
-    if missing_credentials(settings):
-        raise SmtpEngineError(
-            refusal(
-                Step.AUTH,
-                "auth_not_configured",
-                "authentication required but no login or password given",
-                started,
-            )
-        )
+    refused = missing_credentials_failure(settings, started)
+    if refused is not None:
+        raise SmtpEngineError(refused)
     session = SmtpSession(settings, deadline=Deadline(settings.timeout))
     try:
         establish(session)
     except NETWORK_ERRORS as exc:
-        result = failure(session, exc, started)
+        result = failed_during_exchange(session, exc, started)
         session.close()
         raise SmtpEngineError(result) from exc
     except BaseException:
