@@ -17,8 +17,8 @@ from odoo.addons.base.models.ir_mail_server import (
 )
 
 from ..smtp_engine import (
-    CheckResult,
     SmtpEngineError,
+    SmtpOutcome,
     Step,
     diagnose_exception,
     open_connection,
@@ -290,4 +290,4 @@ def _refusal_result(exc):
     else:
         step = Step.DATA
     hint, code, reply = diagnose_exception(cause, step)
-    return CheckResult(ok=False, step=step, code=code, reply=reply, hint=hint)
+    return SmtpOutcome(ok=False, step=step, code=code, reply=reply, hint=hint)

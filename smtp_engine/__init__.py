@@ -1,16 +1,10 @@
-"""SMTP engine of the e-mail accounts, without any dependency on Odoo.
-
-It composes the test message of an account, sends it with exactly the
-account's settings, and explains any failure: at which step, with what
-server reply, and a hint the user can act on. ``open_connection`` gives the
-same connection, set up the same way, for real sending.
-"""
+"""SMTP engine of the e-mail accounts, without any dependency on Odoo."""
 
 from .check import send_test_message
 from .connection import open_connection
 from .diagnosis import diagnose_exception, diagnose_reply, parse_queue_id
 from .message import compose_test_message
-from .result import CheckResult, SmtpEngineError, Step
+from .result import SmtpEngineError, SmtpOutcome, Step
 from .settings import ENCRYPTIONS, SmtpSettings
 from .texts import HINTS, MESSAGE_TEXTS, SECURITY_LABELS, STEP_LABELS
 
@@ -20,8 +14,8 @@ __all__ = [
     "MESSAGE_TEXTS",
     "SECURITY_LABELS",
     "STEP_LABELS",
-    "CheckResult",
     "SmtpEngineError",
+    "SmtpOutcome",
     "SmtpSettings",
     "Step",
     "compose_test_message",

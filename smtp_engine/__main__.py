@@ -1,11 +1,8 @@
 """Command line: send the test message of an account and print the diagnosis.
 
-Passwords never come from the command line, where other users of the
-machine could read them: they come from the environment variables
-EMAIL_ACCOUNT_PASSWORD and EMAIL_ACCOUNT_LOGIN_PASSWORD or, when
-authentication is asked for and they are absent, from a prompt on a
-terminal. Exit status: 0 when the message was accepted, 1 when it failed,
-2 for a usage error.
+Passwords come from the environment or a prompt, never from the command
+line, where other users could read them. Exit status: 0 when the message
+was accepted, 1 when it failed, 2 for a usage error.
 """
 
 import argparse

@@ -76,7 +76,9 @@ class CertificateDetails:
                 not_after=_utc(cert, "not_valid_after"),
                 alt_names=_alt_names(cert),
             )
-        except ValueError:
+        # An untrusted server's certificate may be broken in any way, and its
+        # details only help: the fingerprint is always there.
+        except Exception:  # noqa: BLE001
             return cls(fingerprint=display_fingerprint(der))
 
 

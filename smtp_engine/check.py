@@ -11,18 +11,15 @@ from .connection import (
     Deadline,
     SmtpSession,
     establish,
-    failure,
-    missing_credentials,
-    refusal,
+    failed_before_connecting,
+    failed_during_exchange,
+    missing_credentials_failure,
 )
 from .diagnosis import decode_reply, describe_exception, parse_queue_id
 from .message import compose_test_message, parse_address
-from .result import CheckResult, Step
+from .result import SmtpOutcome, Step
 from .settings import SmtpSettings
-
-
-def _same(text: str) -> str:
-    return text
+from .texts import untranslated
 
 
 def _transfer(session, sender, recipients, data):
@@ -61,32 +58,27 @@ def send_test_message(
     settings: SmtpSettings,
     account_name: str,
     *,
-    translate: Callable[[str], str] = _same,
+    translate: Callable[[str], str] = untranslated,
     now: datetime | None = None,
     date_text: str | None = None,
-) -> CheckResult:
+) -> SmtpOutcome:
     """Send the test message of ``settings`` to its own sender address.
 
     ``translate``, ``now`` and ``date_text`` are those of
     ``compose_test_message``.
 
-    Returns a ``CheckResult``: on success with the server's reply and queue
+    Returns an ``SmtpOutcome``: on success with the server's reply and queue
     id, on failure with the failing step, the server's reply, a hint and the
     masked transcript. Problems of the server, the network or TLS never
     raise; ``ValueError`` is raised only for invalid settings objects.
     """
     started = time.monotonic()
     recipient = (settings.sender_email or "").strip()
-    if missing_credentials(settings):
-        return refusal(
-            Step.AUTH,
-            "auth_not_configured",
-            "authentication required but no login or password given",
-            started,
-            recipient=recipient,
-        )
+    refused = missing_credentials_failure(settings, started, recipient=recipient)
+    if refused is not None:
+        return refused
     if parse_address(recipient) is None:
-        return refusal(
+        return failed_before_connecting(
             Step.SENDER,
             "sender_invalid",
             f"invalid sender e-mail address: {recipient!r}",
@@ -104,13 +96,13 @@ def send_test_message(
         code, reply = _transfer(session, recipient, [recipient], data)
         _quit(session)
     except NETWORK_ERRORS as exc:
-        return failure(
+        return failed_during_exchange(
             session, exc, started, message_id=message_id, recipient=recipient
         )
     finally:
         session.close()
     reply = session.transcript.withhold(decode_reply(reply))
-    return CheckResult(
+    return SmtpOutcome(
         ok=True,
         step=Step.DONE,
         code=code,

@@ -1,22 +1,14 @@
 """Connect, secure and log in to an SMTP server under one deadline.
 
-``SmtpSession`` is an ``smtplib.SMTP`` that records a masked transcript,
-knows which step it is at, and, while a deadline is set, never waits past
-it: every read and write gets the remaining time as its socket time-out, the
-name look-up runs in a worker thread that is waited for only that long, and
-a watchdog shuts the connection down at the deadline so that even a server
-trickling an endless reply cannot hold the caller.
-
-``establish`` is the one code path that connects, greets, negotiates TLS and
-logs in; both the test message and ``open_connection`` use it.
+``establish`` does it for both the test message and ``open_connection``.
 """
 
 import base64
+import binascii
 import contextlib
 import dataclasses
 import functools
 import hmac
-import ipaddress
 import os
 import smtplib
 import socket
@@ -26,16 +18,16 @@ import time
 
 from .certificate import CertificateChangedError, CertificateDetails, fingerprint
 from .diagnosis import CERTIFICATE_HINTS, describe_exception, diagnose_exception, find
-from .result import CheckResult, CredentialsEncodingError, SmtpEngineError, Step
+from .result import CredentialsEncodingError, SmtpEngineError, SmtpOutcome, Step
 from .settings import SmtpSettings
 from .transcript import WITHHELD, Transcript, secret_forms
 from .xoauth2 import login_xoauth2
 
-# smtplib's own limit for one reply line.
-_MAX_LINE = 8192
+SMTPLIB_PRIVATE_NAMES = ("_get_socket", "_host", "_auth_challenge_count")
 # No sane server sends more lines in one reply; a longer one is an attack or
 # a mistake, and must not keep a sending process busy.
 _MAX_REPLY_LINES = 500
+_MAX_REPLY_BYTES = 64 * 1024
 # The watchdog fires a little after the deadline: normally the socket
 # time-out, set to the remaining time, has already ended the wait.
 _WATCHDOG_GRACE = 0.1
@@ -123,20 +115,8 @@ def _normalize_host(host):
 def _resolve(host, port, deadline):
     if not host:
         raise socket.gaierror(socket.EAI_NONAME, "no server name given")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return run_bounded(
-            socket.getaddrinfo,
-            deadline.socket_timeout(),
-            host,
-            port,
-            0,
-            socket.SOCK_STREAM,
-        )
-    return socket.getaddrinfo(
-        host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
-    )
+    wait = deadline.socket_timeout()
+    return run_bounded(socket.getaddrinfo, wait, host, port, 0, socket.SOCK_STREAM)
 
 
 def _format_address(sockaddr):
@@ -227,8 +207,60 @@ def unverified_tls_context():
     return context
 
 
+class _ReplyReader:
+    """The file smtplib reads replies from: within the deadline, recorded.
+
+    A line cut off (by a close or the deadline), a malformed line and an
+    overlong reply raise, so that smtplib never takes them for a reply.
+    """
+
+    def __init__(self, session):
+        self._session = session
+        self._file = session.sock.makefile("rb")
+        self._lines = 0
+        self._size = 0
+
+    def readline(self, limit):
+        """Return the next line of a reply, as ``file.readline`` would."""
+        self._session.apply_deadline()
+        line = self._file.readline(limit)
+        if not line or len(line) >= limit:
+            return line  # smtplib: "Connection unexpectedly closed", "Line too long"
+        if not line.endswith(b"\n"):
+            raise smtplib.SMTPServerDisconnected(
+                "Connection closed in the middle of a reply line"
+            )
+        # Stricter than smtplib, which reads "250\0" or "2500" as 250: a
+        # reply line is three digits, then a space, a hyphen or its end.
+        well_formed = line[:3].isdigit() and line[3:4] in (b" ", b"-", b"\r", b"\n")
+        more = well_formed and line[3:4] == b"-"
+        text = line.decode("utf-8", "replace").rstrip("\r\n")
+        self._session.transcript.server(text, final=not more)
+        if not well_formed:
+            raise smtplib.SMTPResponseException(-1, text)
+        self._lines, self._size = (
+            (self._lines + 1, self._size + len(line)) if more else (0, 0)
+        )
+        if self._lines > _MAX_REPLY_LINES or self._size > _MAX_REPLY_BYTES:
+            raise smtplib.SMTPResponseException(500, "Reply too long.")
+        return line
+
+    def close(self):
+        """Close the underlying file."""
+        self._file.close()
+
+
 class SmtpSession(smtplib.SMTP):
-    """An ``smtplib.SMTP`` with a step, a masked transcript and a deadline."""
+    """An ``smtplib.SMTP`` with a step, a masked transcript and a deadline.
+
+    It overrides only what the deadline, the transcript and hostile servers
+    need (connecting, sending, the reply file, UTF-8 credentials, closing);
+    the rest is smtplib's. The private smtplib names it relies on, checked
+    against CPython 3.10 to 3.13 (and by a test on the running Python):
+    ``_get_socket``, through which ``connect()`` opens the connection;
+    ``_host``, the TLS server name of ``starttls()``, which only
+    ``__init__`` sets; ``_auth_challenge_count``, read by ``auth_login()``.
+    """
 
     def __init__(self, settings, transcript=None, deadline=None, ssl_context=None):
         self.settings = settings
@@ -255,7 +287,8 @@ class SmtpSession(smtplib.SMTP):
 
     # -- deadline ---------------------------------------------------------
 
-    def _apply_deadline(self):
+    def apply_deadline(self):
+        """Give the socket what is left of the deadline as its time-out."""
         if self.deadline is not None and self.sock is not None:
             self.sock.settimeout(self.deadline.socket_timeout())
 
@@ -343,60 +376,25 @@ class SmtpSession(smtplib.SMTP):
             self._last_command = line.partition(" ")[0].upper()
             self.transcript.client(line)
         if self.sock is not None:
-            self._apply_deadline()
+            self.apply_deadline()
         return super().send(s)
 
     def getreply(self):
-        """Read one reply, recording each line, within the deadline.
-
-        Same contract as ``smtplib.SMTP.getreply``; in addition the cause of
-        a lost connection is kept, and overlong replies are refused.
-        """
-        if self.sock is None:
-            raise smtplib.SMTPServerDisconnected("please run connect() first")
-        if self.file is None:
-            self.file = self.sock.makefile("rb")
-        lines = []
-        while True:
-            self._apply_deadline()
-            try:
-                line = self.file.readline(_MAX_LINE + 1)
-            except OSError as exc:
-                self.close()
-                raise smtplib.SMTPServerDisconnected(
-                    f"Connection unexpectedly closed: {exc}"
-                ) from exc
-            if not line:
-                self.close()
-                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
-            if len(line) > _MAX_LINE:
-                self.close()
-                raise smtplib.SMTPResponseException(500, "Line too long.")
-            more = line[3:4] == b"-"
-            try:
-                code = int(line[:3])
-            except ValueError:
-                code, more = -1, False
-            self.transcript.server(
-                line.decode("utf-8", "replace").rstrip("\r\n"), final=not more
-            )
-            lines.append(line[4:].strip(b" \t\r\n"))
-            if not more:
-                break
-            if len(lines) >= _MAX_REPLY_LINES:
-                self.close()
-                raise smtplib.SMTPResponseException(500, "Reply too long.")
+        """Read one reply as smtplib does, through the engine's reader."""
+        if self.file is None and self.sock is not None:
+            self.file = _ReplyReader(self)
+        code, reply = super().getreply()
         if code == 354 and self._last_command == "DATA":
             self._body_next = True
-        return code, b"\n".join(lines)
+        return code, reply
 
     def auth(self, mechanism, authobject, *, initial_response_ok=True):
-        """Authenticate like smtplib, but encode credentials as UTF-8.
+        """Authenticate as smtplib does, with credentials in UTF-8.
 
         smtplib encodes them as ASCII and fails on any other character,
         while RFC 4616 (PLAIN) specifies UTF-8 and servers accept it for
-        LOGIN too. ``_auth_challenge_count`` is smtplib's: its ``auth_login``
-        reads it to tell the user name challenge from the password one.
+        LOGIN too; and a challenge that is not base64 is a refusal here,
+        not a ``binascii.Error``.
         """
         mechanism = mechanism.upper()
         initial_response = authobject() if initial_response_ok else None
@@ -413,7 +411,11 @@ class SmtpSession(smtplib.SMTP):
                 raise smtplib.SMTPException(
                     f"Server AUTH mechanism loops; last reply: {code}"
                 )
-            answer = authobject(base64.decodebytes(reply))
+            try:
+                challenge = base64.decodebytes(reply)
+            except binascii.Error as exc:  # no base64: no challenge to answer
+                raise smtplib.SMTPAuthenticationError(code, reply) from exc
+            answer = authobject(challenge)
             code, reply = self.docmd(base64.b64encode(_utf8(answer)).decode("ascii"))
         if code in (235, 503):
             return code, reply
@@ -493,14 +495,8 @@ def establish(session):
             session.login(*credentials)
 
 
-def missing_credentials(settings):
-    """Return whether authentication is required but not filled in."""
-    credentials = settings.credentials()
-    return credentials is not None and not (credentials[0] and credentials[1])
-
-
-def failure(session, exc, started, **values):
-    """Return the failed ``CheckResult`` for ``exc`` raised during ``session``."""
+def failed_during_exchange(session, exc, started, **values):
+    """Return the failed outcome for ``exc``, raised during ``session``."""
     hint, code, reply = diagnose_exception(
         exc, session.step, session.settings, timed_out=session.timed_out()
     )
@@ -510,7 +506,7 @@ def failure(session, exc, started, **values):
     session.transcript.event(f"Failed at step {session.step.value}: {error}")
     if hint in CERTIFICATE_HINTS:
         values["certificate"] = _server_certificate(session, exc)
-    return CheckResult(
+    return SmtpOutcome(
         ok=False,
         step=session.step,
         code=code,
@@ -564,17 +560,31 @@ def _read_untrusted_certificate(session):
         )
 
 
-def refusal(step, hint, error, started, **values):
-    """Return a failed ``CheckResult`` for a problem found before connecting."""
+def failed_before_connecting(step, hint, error, started, **values):
+    """Return the failed outcome for settings found unusable before connecting."""
     transcript = Transcript()
     transcript.event(f"Not connecting: {error}")
-    return CheckResult(
+    return SmtpOutcome(
         ok=False,
         step=step,
         hint=hint,
         error=error,
         elapsed=time.monotonic() - started,
         transcript=transcript.text(),
+        **values,
+    )
+
+
+def missing_credentials_failure(settings, started, **values):
+    """Return the failed outcome if a login is required but not filled in."""
+    credentials = settings.credentials()
+    if credentials is None or (credentials[0] and credentials[1]):
+        return None
+    return failed_before_connecting(
+        Step.AUTH,
+        "auth_not_configured",
+        "authentication required but no login or password given",
+        started,
         **values,
     )
 
@@ -588,20 +598,14 @@ def open_connection(settings: SmtpSettings) -> SmtpSession:
     ``result`` says at which step and why.
     """
     started = time.monotonic()
-    if missing_credentials(settings):
-        raise SmtpEngineError(
-            refusal(
-                Step.AUTH,
-                "auth_not_configured",
-                "authentication required but no login or password given",
-                started,
-            )
-        )
+    refused = missing_credentials_failure(settings, started)
+    if refused is not None:
+        raise SmtpEngineError(refused)
     session = SmtpSession(settings, deadline=Deadline(settings.timeout))
     try:
         establish(session)
     except NETWORK_ERRORS as exc:
-        result = failure(session, exc, started)
+        result = failed_during_exchange(session, exc, started)
         session.close()
         raise SmtpEngineError(result) from exc
     except BaseException:

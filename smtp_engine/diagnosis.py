@@ -28,6 +28,7 @@ CERTIFICATE_HINTS = frozenset(
     {"certificate_untrusted", "certificate_hostname_mismatch", "certificate_changed"}
 )
 _IMPLICIT_TLS_PORT = 465
+# How Exchange, Gmail and Postfix word "this login may not use this sender".
 _SEND_AS_MARKERS = (
     "5.7.60",
     "send as",
@@ -40,6 +41,7 @@ _SEND_AS_MARKERS = (
 _QUEUE_ID_PATTERNS = (
     re.compile(r"queued as\s+<?([^\s<>]+?)>?[.,;)]*(?:\s|$)", re.IGNORECASE),
     re.compile(r"\bid=<?([^\s<>,;]+?)>?[.,;)]*(?:\s|$)", re.IGNORECASE),
+    # Exchange gives only "<id> Queued mail for delivery": any <...> is its id.
     re.compile(r"<([^\s<>]+)>"),
 )
 
@@ -90,9 +92,11 @@ def diagnose_reply(
     encryption = settings.encryption if settings else None
     lowered = text.lower()
     if step == Step.GREETING:
+        # -1: not an SMTP line at all, as a TLS server's first bytes look.
         if code == -1 and encryption != "ssl":
             return "plain_on_ssl_port"
         return "greeting_refused"
+    # 538 (RFC 4954) and Postfix's "530 Must issue a STARTTLS command first".
     if code == 538 or (code == 530 and "starttls" in lowered):
         return "starttls_required"
     if step == Step.TLS:
@@ -108,6 +112,7 @@ def diagnose_reply(
     if step == Step.SENDER and 500 <= code < 600:
         return "sender_not_allowed"
     if step == Step.RECIPIENT:
+        # 554 5.7.1 ("not authorized") at RCPT is how Postfix refuses to relay.
         if "relay" in lowered or (code == 554 and "5.7.1" in text):
             return "relay_denied"
         if 500 <= code < 600:
@@ -157,6 +162,7 @@ def diagnose_exception(
         and settings is not None
         and settings.port == _IMPLICIT_TLS_PORT
     )
+    # Silence from port 465 is a plain client waiting for a TLS server's greeting.
     if timed_out or find(exc, TimeoutError) is not None:
         return ("plain_on_ssl_port" if plain_on_tls_port else "timeout"), code, text
     tls_hint = _diagnose_tls(exc, step, encryption)

@@ -18,11 +18,8 @@ from .texts import (
     TEST_NO_LOGIN,
     TEST_SUBJECT,
     render,
+    untranslated,
 )
-
-
-def _same(text: str) -> str:
-    return text
 
 
 def _one_line(text):
@@ -73,7 +70,7 @@ def compose_test_message(
     settings: SmtpSettings,
     account_name: str,
     *,
-    translate: Callable[[str], str] = _same,
+    translate: Callable[[str], str] = untranslated,
     now: datetime | None = None,
     message_id_domain: str | None = None,
     date_text: str | None = None,

@@ -6,11 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .certificate import CertificateDetails
-from .texts import HINTS, STEP_LABELS
-
-
-def _same(text: str) -> str:
-    return text
+from .texts import HINTS, STEP_LABELS, untranslated
 
 
 class Step(str, Enum):
@@ -33,8 +29,8 @@ class Step(str, Enum):
 
 
 @dataclass
-class CheckResult:
-    """What happened when a message was sent, or where and why it failed.
+class SmtpOutcome:
+    """How an SMTP exchange ended: the test message's or real sending's.
 
     ``step`` is the step that failed, or ``Step.DONE`` on success; ``code``
     and ``reply`` are the server's failing reply (or, on success, its reply
@@ -57,13 +53,13 @@ class CheckResult:
     transcript: str = ""
     certificate: CertificateDetails | None = None
 
-    def hint_text(self, translate: Callable[[str], str] = _same) -> str:
+    def hint_text(self, translate: Callable[[str], str] = untranslated) -> str:
         """Return the translated advice for the failure, or "" if none."""
         if not self.hint:
             return ""
         return translate(HINTS[self.hint])
 
-    def step_label(self, translate: Callable[[str], str] = _same) -> str:
+    def step_label(self, translate: Callable[[str], str] = untranslated) -> str:
         """Return the translated label of the step reached."""
         return translate(STEP_LABELS[Step(self.step).value])
 
@@ -75,10 +71,10 @@ class CredentialsEncodingError(smtplib.SMTPException):
 class SmtpEngineError(Exception):
     """Raised by ``open_connection`` when the connection cannot be made.
 
-    ``result`` is the ``CheckResult`` that describes the failure.
+    ``result`` is the ``SmtpOutcome`` that describes the failure.
     """
 
-    def __init__(self, result: CheckResult):
+    def __init__(self, result: SmtpOutcome):
         self.result = result
         super().__init__(
             f"SMTP {result.step.value} failed: {result.error or result.reply}"

@@ -1,15 +1,17 @@
 """User-facing English texts of the SMTP engine.
 
-Every text is wrapped in ``_lt`` so that the translation exporter, which scans
-the addon's Python files for ``_lt("...")`` calls, puts it in the catalogue.
-``_lt`` itself does nothing: the caller translates at display time, through
-the ``translate`` argument of the public functions, and only then fills in the
-``%(name)s`` placeholders.
+``_lt`` marks them for Odoo's translation exporter and does nothing else:
+callers translate through the ``translate`` argument of the public functions.
 """
 
 
 def _lt(text):
     """Mark ``text`` for the translation exporter and return it unchanged."""
+    return text
+
+
+def untranslated(text: str) -> str:
+    """The default ``translate``: keep the English text."""
     return text
 
 

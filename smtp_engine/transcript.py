@@ -5,6 +5,8 @@ import base64
 MASK = "********"
 WITHHELD = "[text withheld: it contained a credential]"
 MAX_LINES = 1000
+# Longer lines are cut: a hostile server must not fill memory or the log.
+MAX_LINE_LENGTH = 500
 
 
 def _b64(text):
@@ -67,6 +69,9 @@ class Transcript:
         line = prefix + text
         if withhold(line, self._forms) is WITHHELD:
             line = prefix + WITHHELD
+        elif len(line) > MAX_LINE_LENGTH:
+            cut = len(line) - MAX_LINE_LENGTH
+            line = f"{line[:MAX_LINE_LENGTH]}... ({cut} more characters)"
         self._lines.append(line)
 
     def client(self, line):

@@ -6,10 +6,14 @@ through, so it would import Odoo; these tests import ``smtp_engine`` as a
 top-level package instead, and collect the directories as plain folders.
 """
 
+import os
+import tempfile
 import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from smtp_engine import SmtpSettings
 from smtp_engine.tests.servers import make_test_certificates
@@ -58,3 +62,23 @@ def settings_for(certs):
         return SmtpSettings(**values)
 
     return make
+
+
+# Hypothesis keeps caches in a folder of its own: not in the checkout.
+set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "smtp_engine_hypothesis"))
+# Hypothesis: the same cases on every run (CI must not fail by chance), no
+# time limit per case (the engine's own deadline is what is tested), and no
+# example database written into the checkout. "thorough" explores anew.
+settings.register_profile(
+    "ci",
+    max_examples=100,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "thorough", parent=settings.get_profile("ci"), derandomize=False, max_examples=500
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

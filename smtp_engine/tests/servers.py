@@ -11,6 +11,7 @@ so that importing this module costs nothing.
 """
 
 import base64
+import contextlib
 import datetime
 import email.policy
 import hashlib
@@ -21,6 +22,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -659,3 +661,119 @@ class TricklingServer(_SocketServer):
             except OSError:
                 return
             position = (position + 1) % len(line)
+
+
+class ScriptedServer(_SocketServer):
+    """Serves each connection by a script of its own, to play a hostile server.
+
+    ``scripts`` is a queue: each new connection takes the next script, and
+    is closed at its end (no script left: at once). A script is a sequence of turns
+    ``(read, actions)``: ``read`` is None (act at once), "line" (wait for a
+    command line) or "body" (wait for message data up to ``CRLF.CRLF``);
+    ``actions`` are tuples run in order:
+
+    - ``("send", data)``: send the bytes;
+    - ``("drip", data, interval)``: send them one byte at a time;
+    - ``("endless", line, interval)``: send ``line`` again and again;
+    - ``("hang",)``: say nothing until the client leaves;
+    - ``("close",)``: close the connection;
+    - ``("tls",)``: do the server's side of a TLS handshake (``certs``).
+
+    ``received`` lists, per connection, what each turn read.
+    """
+
+    def __init__(self, host="127.0.0.1", port=0, certs=None):
+        super().__init__(host, port)
+        self.scripts = []
+        self.received = []
+        self._tls = server_tls_context(*certs.pair("server")) if certs else None
+
+    def _serve(self, client):
+        with self._lock:
+            script = self.scripts.pop(0) if self.scripts else ()
+            received = []
+            self.received.append(received)
+        client.settimeout(self._POLL)
+        # Small writes (drips) go out at once, not after the client's ACK.
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        stream = _ScriptStream(client, self._stop)
+        try:
+            for read, actions in script:
+                if read is not None:
+                    received.append(stream.read(read))
+                for action in actions:
+                    if not stream.act(action, self._tls):
+                        return
+        except (OSError, EOFError):
+            return
+        finally:
+            stream.close()
+            with self._lock:
+                if client in self._clients:
+                    self._clients.remove(client)
+
+
+class _ScriptStream:
+    """One scripted connection: reads the client and plays the actions."""
+
+    _LONGEST_WAIT = 10.0
+
+    def __init__(self, sock, stop):
+        self.sock = sock
+        self._stop = stop
+        self._buffer = b""
+
+    def _recv(self):
+        give_up = time.monotonic() + self._LONGEST_WAIT
+        while not self._stop.is_set() and time.monotonic() < give_up:
+            try:
+                data = self.sock.recv(65536)
+            except (TimeoutError, ssl.SSLWantReadError):
+                continue
+            if not data:
+                raise EOFError
+            return data
+        raise EOFError
+
+    def read(self, kind):
+        end = b"\r\n.\r\n" if kind == "body" else b"\n"
+        while end not in self._buffer:
+            self._buffer += self._recv()
+        unit, _sep, self._buffer = self._buffer.partition(end)
+        return unit + end
+
+    def hang(self):
+        while True:
+            self._recv()
+
+    def act(self, action, tls_context):
+        """Play one action; return False once the connection is closed."""
+        kind, *args = action
+        if kind == "send":
+            self.sock.sendall(args[0])
+        elif kind == "drip":
+            data, interval = args
+            for index in range(len(data)):
+                self.sock.sendall(data[index : index + 1])
+                if self._stop.wait(interval):
+                    return False
+        elif kind == "endless":
+            line, interval = args
+            while not self._stop.wait(interval):
+                self.sock.sendall(line)
+            return False
+        elif kind == "hang":
+            self.hang()
+        elif kind == "close":
+            return False
+        elif kind == "tls":
+            self.sock.settimeout(self._LONGEST_WAIT)
+            self.sock = tls_context.wrap_socket(self.sock, server_side=True)
+            self.sock.settimeout(_SocketServer._POLL)
+        else:
+            raise ValueError(f"unknown action {kind!r}")
+        return True
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.close()

@@ -1,12 +1,13 @@
 """Certificate pinning, and the details of a refused certificate."""
 
 import datetime
+import hashlib
 
 import pytest
 
 from smtp_engine import SmtpEngineError, SmtpSettings, Step, open_connection
 from smtp_engine import send_test_message as send
-from smtp_engine.certificate import format_fingerprint
+from smtp_engine.certificate import CertificateDetails, format_fingerprint
 from smtp_engine.tests.servers import LoopbackSmtpServer
 
 USER = "mailbox"
@@ -111,3 +112,12 @@ def test_pin_is_kept_normalized(certs):
     )
 
     assert settings.pinned_certificate == pin
+
+
+def test_unparsable_certificate_still_has_its_fingerprint():
+    details = CertificateDetails.from_der(b"not a certificate")
+
+    assert details.fingerprint == format_fingerprint(
+        hashlib.sha256(b"not a certificate").hexdigest()
+    )
+    assert details.subject == ""

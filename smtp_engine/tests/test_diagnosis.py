@@ -8,7 +8,7 @@ import pytest
 from smtp_engine import (
     HINTS,
     STEP_LABELS,
-    CheckResult,
+    SmtpOutcome,
     SmtpSettings,
     Step,
     diagnose_exception,
@@ -112,11 +112,11 @@ def test_every_step_has_a_label_and_every_text_is_plain():
 
 
 def test_result_texts_are_translated_by_the_caller():
-    result = CheckResult(ok=False, step=Step.AUTH, hint="login_refused")
+    result = SmtpOutcome(ok=False, step=Step.AUTH, hint="login_refused")
 
     assert result.hint_text(lambda text: f"[{text}]") == f"[{HINTS['login_refused']}]"
     assert result.step_label(str.upper) == "LOGGING IN"
-    assert CheckResult(ok=True, step=Step.DONE).hint_text() == ""
+    assert SmtpOutcome(ok=True, step=Step.DONE).hint_text() == ""
 
 
 def test_settings():
