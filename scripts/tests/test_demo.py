@@ -141,8 +141,8 @@ def test_check_of_the_sales_account_is_delivered_to_the_mailbox(demo):
     assert result["test_state"] == "ok"
     (kept,) = (demo.folder / "mailbox").glob("*.eml")
     message = BytesParser(policy=policy.default).parsebytes(kept.read_bytes())
-    assert message["To"].addresses[0].addr_spec == "sales@example.com"
-    assert "demo mailbox: received from sales@example.com" in "".join(demo.lines)
+    assert message["To"].addresses[0].addr_spec == "sales@demo.example.com"
+    assert "demo mailbox: received from sales@demo.example.com" in "".join(demo.lines)
 
 
 def test_check_of_the_wrong_password_account_fails_with_its_hint(demo):
