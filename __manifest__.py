@@ -25,5 +25,6 @@
         "views/email_account_personal_views.xml",
         "views/res_config_settings_views.xml",
     ],
+    "demo": ["data/email_account_demo.xml"],
     "uninstall_hook": "uninstall_hook",
 }
