@@ -192,7 +192,9 @@ class IrMailServer(models.Model):
         elif mail_server_id:
             server = self.sudo().browse(mail_server_id)
         elif not host:
-            server, account_smtp_from = self.sudo()._find_mail_server(smtp_from)
+            found, account_smtp_from = self.sudo()._find_mail_server(smtp_from)
+            # None when core falls back to the server of its configuration.
+            server = found or server
         account = server.email_account_id
         if not account:
             return super()._connect__(

@@ -44,6 +44,13 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
+# The engine's test certificate authority, as the addon's tests use it.
+sys.path.insert(0, str(ROOT))
+from smtp_engine.tests.servers import (
+    make_test_certificates,
+    server_tls_context,
+)
+
 ODOO_TIMEOUT = 900
 SMTP_TIMEOUT = 10
 
@@ -101,7 +108,8 @@ class AuthSmtpServer:
     ``messages`` the logins under which messages were accepted.
     """
 
-    def __init__(self, mechanism, login, password):
+    def __init__(self, mechanism, login, password, tls_context):
+        self.tls_context = tls_context
         self.mechanism = mechanism
         self.login = login
         self.password = password
@@ -141,10 +149,11 @@ class AuthSmtpServer:
             hostname="127.0.0.1",
             port=self.port,
             authenticator=self._authenticate,
-            # Checked in handle_MAIL: aiosmtpd warns when AUTH is required
-            # without TLS, which this loopback check does on purpose.
+            # Accounts log in only over TLS: STARTTLS, with a certificate of
+            # the test authority that Odoo is told to trust.
+            tls_context=self.tls_context,
+            require_starttls=True,
             auth_required=False,
-            auth_require_tls=False,
             auth_exclude_mechanism=[other],
             ready_timeout=SMTP_TIMEOUT,
         )
@@ -234,12 +243,15 @@ class LeakCheck:
         self.log_file = work / "odoo.log"
         self.console_file = work / "console.txt"
         self.config_file = work / "odoo.conf"
+        self.certs = make_test_certificates(work / "certs")
+        self.tls_context = server_tls_context(*self.certs.pair("server"))
         self.config_file.write_text(
             "[options]\n"
             f"addons_path = {addons_path}\n"
             f"data_dir = {self.data_dir}\n"
             "http_interface = 127.0.0.1\n"
             f"http_port = {free_port()}\n"
+            f"email_account_ca_file = {self.certs.ca_cert}\n"
         )
         self.environ = {
             key: value
@@ -289,8 +301,11 @@ class LeakCheck:
     def account_values(self, plain_port, login_port):
         common = {
             "smtp_host": "127.0.0.1",
+            "smtp_encryption": "starttls",
             "smtp_auth_required": True,
             "smtp_timeout": SMTP_TIMEOUT,
+            # The mail of this check is queued by the superuser: system mail.
+            "allow_system_mail": True,
         }
         return [
             dict(
@@ -348,8 +363,8 @@ class LeakCheck:
 
     def run_odoo(self):
         with (
-            AuthSmtpServer("PLAIN", *self.plain) as plain_server,
-            AuthSmtpServer("LOGIN", *self.login) as login_server,
+            AuthSmtpServer("PLAIN", *self.plain, self.tls_context) as plain_server,
+            AuthSmtpServer("LOGIN", *self.login, self.tls_context) as login_server,
         ):
             print(f"Installing email_account into {self.dbname} ...", flush=True)
             self.odoo(

@@ -10,10 +10,10 @@ from .connection import (
     NETWORK_ERRORS,
     Deadline,
     SmtpSession,
+    credentials_failure,
     establish,
     failed_before_connecting,
     failed_during_exchange,
-    missing_credentials_failure,
 )
 from .diagnosis import decode_reply, describe_exception, parse_queue_id
 from .message import compose_test_message, parse_address
@@ -74,7 +74,7 @@ def send_test_message(
     """
     started = time.monotonic()
     recipient = (settings.sender_email or "").strip()
-    refused = missing_credentials_failure(settings, started, recipient=recipient)
+    refused = credentials_failure(settings, started, recipient=recipient)
     if refused is not None:
         return refused
     if parse_address(recipient) is None:

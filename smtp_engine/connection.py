@@ -575,18 +575,24 @@ def failed_before_connecting(step, hint, error, started, **values):
     )
 
 
-def missing_credentials_failure(settings, started, **values):
-    """Return the failed outcome if a login is required but not filled in."""
+def credentials_failure(settings, started, **values):
+    """Return the failed outcome if the login cannot be done, or done safely.
+
+    That is when a login is required but not filled in, or when it would
+    travel without encryption: then nothing is sent at all.
+    """
     credentials = settings.credentials()
-    if credentials is None or (credentials[0] and credentials[1]):
+    if credentials is None:
         return None
-    return failed_before_connecting(
-        Step.AUTH,
-        "auth_not_configured",
-        "authentication required but no login or password given",
-        started,
-        **values,
-    )
+    if not (credentials[0] and credentials[1]):
+        hint = "auth_not_configured"
+        error = "authentication required but no login or password given"
+    elif settings.encryption == "none" and not settings.cleartext_login:
+        hint = "cleartext_login"
+        error = "the login would be sent without encryption"
+    else:
+        return None
+    return failed_before_connecting(Step.AUTH, hint, error, started, **values)
 
 
 def open_connection(settings: SmtpSettings) -> SmtpSession:
@@ -598,7 +604,7 @@ def open_connection(settings: SmtpSettings) -> SmtpSession:
     ``result`` says at which step and why.
     """
     started = time.monotonic()
-    refused = missing_credentials_failure(settings, started)
+    refused = credentials_failure(settings, started)
     if refused is not None:
         raise SmtpEngineError(refused)
     session = SmtpSession(settings, deadline=Deadline(settings.timeout))

@@ -37,6 +37,9 @@ class SmtpSettings:
     cafile: str | None = None
     local_hostname: str | None = None
     oauth_token: str = field(default="", repr=False)
+    # A login over a connection without encryption is refused unless asked
+    # for (a test server on loopback, say); accounts never ask for it.
+    cleartext_login: bool = False
 
     def __post_init__(self):
         if self.encryption not in ENCRYPTIONS:

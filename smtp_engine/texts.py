@@ -86,6 +86,11 @@ HINTS = {
         "The server does not offer a login on this connection, often because it "
         "requires encryption first. Choose STARTTLS or SSL/TLS."
     ),
+    "cleartext_login": _lt(
+        "The server requires a login, but the connection security is None: "
+        "the password would travel unencrypted, so nothing was sent. Choose "
+        "STARTTLS (usually port 587) or SSL/TLS (usually port 465)."
+    ),
     "auth_not_configured": _lt(
         "The server requires authentication, but no user name or password is "
         "filled in. Enter the account's user name and password."

@@ -1,5 +1,6 @@
 """Shared fixtures of the Odoo tests: companies, users of each group, accounts."""
 
+import tempfile
 from unittest.mock import patch
 
 from odoo.tests import TransactionCase, new_test_user
@@ -9,6 +10,7 @@ from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
 from odoo.addons.email_account.smtp_engine.tests.servers import (
     LoopbackSmtpServer,
+    make_test_certificates,
     refused_port,
 )
 
@@ -18,17 +20,26 @@ class LoopbackSendingMixin:
 
     ``smtp_default`` is a catch-all outgoing mail server (no FROM filter);
     mail that no server takes fails instead of leaving, whatever this
-    machine's configuration says.
+    machine's configuration says. Servers that take a login speak STARTTLS
+    with certificates of a test authority that Odoo is told to trust (see
+    ``login_server``): accounts never send a password in clear text.
     """
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.env = cls.env(context=dict(cls.env.context, **DISABLED_MAIL_CONTEXT))
+        cls.certs = make_test_certificates(
+            cls.enterClassContext(tempfile.TemporaryDirectory())
+        )
         cls.startClassPatcher(
             patch.dict(
                 config.options,
-                {"smtp_server": "127.0.0.1", "smtp_port": refused_port()},
+                {
+                    "smtp_server": "127.0.0.1",
+                    "smtp_port": refused_port(),
+                    "email_account_ca_file": str(cls.certs.ca_cert),
+                },
             )
         )
         cls.smtp_default = cls.enterClassContext(LoopbackSmtpServer())
@@ -42,6 +53,13 @@ class LoopbackSendingMixin:
         )
         cls.customer = cls.env["res.partner"].create(
             {"name": "Customer", "email": "customer@example.org"}
+        )
+
+    @classmethod
+    def login_server(cls, auth):
+        """A STARTTLS server for the class that accepts the logins ``auth``."""
+        return cls.enterClassContext(
+            LoopbackSmtpServer(tls="starttls", certs=cls.certs, auth=auth)
         )
 
     def setUp(self):

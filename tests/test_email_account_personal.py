@@ -6,6 +6,7 @@ the web client or a script could. Odoo's queue sends as its cron would, to
 SMTP servers on loopback, and the tests look at what those servers received.
 """
 
+import tempfile
 import unittest
 from datetime import timedelta
 from unittest.mock import patch
@@ -19,6 +20,7 @@ from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
 from odoo.addons.email_account.smtp_engine.tests.servers import (
     LoopbackSmtpServer,
+    make_test_certificates,
     refused_port,
 )
 
@@ -35,14 +37,25 @@ class EmailAccountPersonalCase(HttpCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.env = cls.env(context=dict(cls.env.context, **DISABLED_MAIL_CONTEXT))
+        # Alice's mailbox takes a login: over STARTTLS, with a certificate
+        # of a test authority that Odoo is told to trust.
+        cls.certs = make_test_certificates(
+            cls.enterClassContext(tempfile.TemporaryDirectory())
+        )
         cls.startClassPatcher(
             patch.dict(
                 config.options,
-                {"smtp_server": "127.0.0.1", "smtp_port": refused_port()},
+                {
+                    "smtp_server": "127.0.0.1",
+                    "smtp_port": refused_port(),
+                    "email_account_ca_file": str(cls.certs.ca_cert),
+                },
             )
         )
         cls.smtp_alice = cls.enterClassContext(
-            LoopbackSmtpServer(auth={ALICE_LOGIN: ALICE_PASSWORD})
+            LoopbackSmtpServer(
+                tls="starttls", certs=cls.certs, auth={ALICE_LOGIN: ALICE_PASSWORD}
+            )
         )
         cls.smtp_default = cls.enterClassContext(LoopbackSmtpServer())
         salesman = (
@@ -99,6 +112,7 @@ class EmailAccountPersonalCase(HttpCase):
             "sender_email": ALICE_LOGIN,
             "smtp_host": "127.0.0.1",
             "smtp_port": self.smtp_alice.port,
+            "smtp_encryption": "starttls",
             "smtp_timeout": 10,
             "smtp_auth_required": True,
             **overrides,

@@ -43,9 +43,7 @@ class EmailAccountRoutingCase(LoopbackSendingMixin, TransactionCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.smtp_sales = cls.enterClassContext(
-            LoopbackSmtpServer(auth={SALES_LOGIN: SALES_PASSWORD})
-        )
+        cls.smtp_sales = cls.login_server({SALES_LOGIN: SALES_PASSWORD})
         cls.smtp_support = cls.enterClassContext(LoopbackSmtpServer())
 
         cls.company_a = cls.env.company
@@ -59,6 +57,7 @@ class EmailAccountRoutingCase(LoopbackSendingMixin, TransactionCase):
                 "sender_email": "sales@example.com",
                 "smtp_host": "127.0.0.1",
                 "smtp_port": cls.smtp_sales.port,
+                "smtp_encryption": "starttls",
                 "smtp_timeout": 10,
                 "smtp_auth_required": True,
                 "smtp_login": SALES_LOGIN,
@@ -325,7 +324,7 @@ class TestEmailAccountMailServer(EmailAccountRoutingCase):
                     "from_filter": "sales@example.com",
                     "smtp_host": "127.0.0.1",
                     "smtp_port": self.smtp_sales.port,
-                    "smtp_encryption": "none",
+                    "smtp_encryption": "starttls_strict",
                     "smtp_user": SALES_LOGIN,
                     "email_account_id": self.account_sales.id,
                     "active": True,
@@ -356,8 +355,8 @@ class TestEmailAccountMailServer(EmailAccountRoutingCase):
         )
         self.account_sales.smtp_auth_required = False
         self.assertFalse(server.smtp_user)
-        self.account_sales.smtp_encryption = "starttls"
-        self.assertEqual(server.smtp_encryption, "starttls_strict")
+        self.account_sales.smtp_encryption = "none"
+        self.assertEqual(server.smtp_encryption, "none")
 
     def test_copy_makes_its_own_server(self):
         copy = self.account_sales.copy()

@@ -31,12 +31,8 @@ class EmailAccountTrustCase(LoopbackSendingMixin, HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.smtp_sales = cls.enterClassContext(
-            LoopbackSmtpServer(auth={LOGIN: PASSWORD})
-        )
-        cls.smtp_attacker = cls.enterClassContext(
-            LoopbackSmtpServer(auth={LOGIN: "anything"})
-        )
+        cls.smtp_sales = cls.login_server({LOGIN: PASSWORD})
+        cls.smtp_attacker = cls.login_server({LOGIN: "anything"})
         cls.company_a = cls.env.company
         cls.company_b = cls.env["res.company"].create({"name": "Company B"})
         cls.manager = new_test_user(
@@ -71,6 +67,7 @@ class EmailAccountTrustCase(LoopbackSendingMixin, HttpCase):
                 "sender_email": "sales@example.com",
                 "smtp_host": "127.0.0.1",
                 "smtp_port": cls.smtp_sales.port,
+                "smtp_encryption": "starttls",
                 "smtp_timeout": 10,
                 "smtp_auth_required": True,
                 "company_id": cls.company_a.id,
@@ -170,6 +167,28 @@ class TestEmailAccountTrust(EmailAccountTrustCase):
         self.call("email.account", "action_send_test_message", [self.account.id])
         self.assertEqual(self.account.test_state, "ok")
         self.assertEqual(len(self.smtp_attacker.messages), 1)
+
+    @mute_logger("odoo.addons.mail.models.mail_mail")
+    def test_password_never_travels_without_encryption(self):
+        # Even with the password given again in the same save, an account
+        # whose security is None refuses to log in, before connecting.
+        plain = self.enterContext(LoopbackSmtpServer(auth={LOGIN: PASSWORD}))
+        self.authenticate("trust_manager", "trust_manager")
+        self.call(
+            "email.account",
+            "web_save",
+            [self.account.id],
+            {"smtp_port": plain.port, "smtp_encryption": "none", "password": PASSWORD},
+            specification={},
+        )
+        self.call("email.account", "action_send_test_message", [self.account.id])
+        self.assertEqual(self.account.test_state, "failed")
+        self.assertIn("STARTTLS", self.account.test_message)
+        self.authenticate("trust_account_user", "trust_account_user")
+        mails = self.post_as_logged_user("sales@example.com")
+        self.run_queue(mails)
+        self.assertEqual(mails.state, "exception")
+        self.assertFalse(plain.connections)
 
     def test_dropped_password_is_recorded_in_the_chatter(self):
         self.authenticate("trust_manager", "trust_manager")

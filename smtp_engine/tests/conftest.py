@@ -59,6 +59,8 @@ def settings_for(certs):
         values.setdefault("sender_name", "Test Sender")
         values.setdefault("sender_email", "sender@example.com")
         values.setdefault("cafile", str(certs.ca_cert))
+        # The test servers are on loopback; the refusal has tests of its own.
+        values.setdefault("cleartext_login", True)
         return SmtpSettings(**values)
 
     return make

@@ -2,7 +2,14 @@
 
 import pytest
 
-from smtp_engine import HINTS, SmtpSettings, Step, send_test_message
+from smtp_engine import (
+    HINTS,
+    SmtpEngineError,
+    SmtpSettings,
+    Step,
+    open_connection,
+    send_test_message,
+)
 from smtp_engine.tests.servers import (
     LoopbackSmtpServer,
     SilentServer,
@@ -285,3 +292,21 @@ def test_replaced_ca_file_is_read_again(settings_for, certs, tmp_path):
     assert trusted.ok, trusted.error
     assert untrusted.step == Step.TLS
     assert untrusted.hint == "certificate_untrusted"
+
+
+def test_login_without_encryption_is_refused_before_connecting(settings_for):
+    with LoopbackSmtpServer(auth={"mailbox": "right"}) as server:
+        settings = settings_for(
+            server,
+            auth_required=True,
+            username="mailbox",
+            password="right",
+            cleartext_login=False,
+        )
+        result = _check(settings)
+        with pytest.raises(SmtpEngineError) as caught:
+            open_connection(settings)
+    assert (result.step, result.hint) == (Step.AUTH, "cleartext_login")
+    assert caught.value.result.hint == "cleartext_login"
+    assert server.connections == 0
+    assert "right" not in result.transcript
