@@ -18,7 +18,9 @@
         "security/ir.model.access.csv",
         "views/email_account_views.xml",
         "views/ir_mail_server_views.xml",
+        "views/email_account_health_views.xml",
         "data/email_account_data.xml",
+        "data/email_account_health_data.xml",
     ],
     "uninstall_hook": "uninstall_hook",
 }

@@ -6,3 +6,4 @@ from . import test_email_account_i18n
 from . import test_email_account_routing
 from . import test_email_account_mass_mailing
 from . import test_email_account_trust
+from . import test_email_account_background
