@@ -1122,7 +1122,7 @@ class EmailAccount(models.Model):
         ids = [row[0] for row in self.env.cr.fetchall()]
         self.invalidate_model(["check_state", "check_started"])
         if auto_commit:
-            self.env.cr.commit()
+            self.env["ir.cron"]._commit_progress()
         return self.with_context(active_test=False).browse(sorted(ids))
 
     def _run_checks(self, budget, auto_commit):
@@ -1140,7 +1140,7 @@ class EmailAccount(models.Model):
                 failure = CheckResult(ok=False, step=Step.AUTH, error="secret key")
                 acting._store_check_result(failure, note=str(exc))
                 if auto_commit:
-                    self.env.cr.commit()
+                    self.env["ir.cron"]._commit_progress(1)
         if not jobs:
             return
         with ThreadPoolExecutor(
@@ -1162,7 +1162,7 @@ class EmailAccount(models.Model):
                     )
                 acting._store_check_result(result, note=note)
                 if auto_commit:
-                    self.env.cr.commit()
+                    self.env["ir.cron"]._commit_progress(1)
 
     def _after_check(self, result, previous_state):
         """Release the account, answer who waits for it, watch its health."""
