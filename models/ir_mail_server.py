@@ -29,6 +29,44 @@ from ..smtp_engine import (
 # repeats for mail left without a server must not find an account.
 QUEUE_ROUTED_KEY = "email_account_queue_routed"
 
+# -- Sending failures: where they are known, for where mail is marked failed
+#
+# Core turns a failure into text before ``mail.mail`` marks the mail as
+# failed. What the failure was (the step, the server's code) is kept here,
+# in the transaction's cache, from where the exception is raised to where
+# ``mail.mail._postprocess_sent_message`` reads it back: under the mail's
+# Message-Id for a refused message, under CONNECTION_FAILURE for the last
+# connection attempt (core marks the whole batch right after it).
+SENDING_FAILURES_KEY = "email_account_sending_failures"
+CONNECTION_FAILURE = "connection"
+
+
+def sending_failures(env):
+    """The failures of this transaction: key -> (account id, SmtpOutcome)."""
+    return env.cr.cache.setdefault(SENDING_FAILURES_KEY, {})
+
+
+def refusal_result(exc):
+    """The ``SmtpOutcome`` of a message refused by ``smtplib`` ``exc``."""
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        step = Step.SENDER
+    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
+        step = Step.RECIPIENT
+    else:
+        step = Step.DATA
+    hint, code, reply = diagnose_exception(exc, step)
+    return SmtpOutcome(
+        ok=False,
+        step=step,
+        code=code,
+        reply=reply,
+        hint=hint,
+        error=type(exc).__name__,
+    )
+
+
+# -- end of sending failures
+
 
 class IrMailServer(models.Model):
     _inherit = "ir.mail_server"
@@ -185,6 +223,8 @@ class IrMailServer(models.Model):
         The engine brings what core's connection lacks: the decrypted
         credentials, the account's deadline and its certificate policy.
         """
+        # Only this attempt's failure may be read back for its batch.
+        sending_failures(self.env).pop(CONNECTION_FAILURE, None)
         server = self.env["ir.mail_server"]
         account_smtp_from = smtp_from
         if self._disable_send():
@@ -215,6 +255,8 @@ class IrMailServer(models.Model):
         try:
             connection = open_connection(account._get_smtp_settings())
         except SmtpEngineError as exc:
+            sending_failures(self.env)[CONNECTION_FAILURE] = (account.id, exc.result)
+            account._record_sending_result(exc.result)
             account._tell_owner_of_sending_failure(exc.result)
             raise UserError(account._describe_sending_failure(exc.result)) from exc
         connection.from_filter = server.from_filter
@@ -238,8 +280,6 @@ class IrMailServer(models.Model):
             smtp_from = envelope[-1]
         return smtp_from, smtp_to_list, message
 
-    # --- Personal accounts: tell the owner of a refused message -----------
-
     def send_email(
         self,
         message,
@@ -254,8 +294,18 @@ class IrMailServer(models.Model):
         smtp_debug=False,
         smtp_session=None,
     ):
+        """Send as core does; keep what a refusal through an account was.
+
+        The refusal (step, code, hint) is kept for the mail queue, which
+        decides from it whether to try again; a refusal that is the
+        account's (its sender refused, the service closing) or a success
+        after a failure updates the account's status.
+        """
+        account_id = getattr(smtp_session, "email_account_id", None)
+        if not account_id and mail_server_id:
+            account_id = self.sudo().browse(mail_server_id).email_account_id.id
         try:
-            return super().send_email(
+            message_id = super().send_email(
                 message,
                 mail_server_id=mail_server_id,
                 smtp_server=smtp_server,
@@ -269,27 +319,19 @@ class IrMailServer(models.Model):
                 smtp_session=smtp_session,
             )
         except MailDeliveryException as exc:
-            account_id = getattr(smtp_session, "email_account_id", None)
-            account = self.env["email.account"].sudo().browse(account_id)
-            if not account and mail_server_id:
-                account = self.sudo().browse(mail_server_id).email_account_id
-            if account.owner_user_id:
-                account._tell_owner_of_sending_failure(_refusal_result(exc))
+            # Core raises it while handling smtplib's exception.
+            refused = exc.__context__
+            if account_id and isinstance(refused, smtplib.SMTPException):
+                account = self.env["email.account"].sudo().browse(account_id)
+                result = refusal_result(refused)
+                sending_failures(self.env)[message["Message-Id"]] = (account.id, result)
+                if result.step == Step.SENDER or result.code == 421:
+                    account._record_sending_result(result)
+                if account.owner_user_id:
+                    account._tell_owner_of_sending_failure(result)
             raise
-
-
-def _refusal_result(exc):
-    """The engine's description of a message the server refused.
-
-    Core wraps the SMTP error it caught (the exception's context); its class
-    says at which step the server refused.
-    """
-    cause = exc.__context__ or exc
-    if isinstance(cause, smtplib.SMTPSenderRefused):
-        step = Step.SENDER
-    elif isinstance(cause, smtplib.SMTPRecipientsRefused):
-        step = Step.RECIPIENT
-    else:
-        step = Step.DATA
-    hint, code, reply = diagnose_exception(cause, step)
-    return SmtpOutcome(ok=False, step=step, code=code, reply=reply, hint=hint)
+        if account_id and not self._disable_send():
+            account = self.env["email.account"].sudo().browse(account_id)
+            if account.test_state == "failed":
+                account._record_sending_result(SmtpOutcome(ok=True, step=Step.DONE))
+        return message_id

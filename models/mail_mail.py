@@ -9,13 +9,50 @@ which is nobody's to send through an account.
 
 from datetime import timedelta
 
-from odoo import fields, models
+from odoo import api, fields, models
+from odoo.tools import format_datetime
 
-from .ir_mail_server import QUEUE_ROUTED_KEY
+from .ir_mail_server import CONNECTION_FAILURE, QUEUE_ROUTED_KEY, sending_failures
+
+# Minutes to wait before each new attempt after a temporary failure; after
+# the last one a person decides.
+RETRY_DELAYS = (5, 15, 60, 240, 720)
+# Failures without a server reply that mean "unreachable for now".
+TEMPORARY_HINTS = frozenset(
+    {"timeout", "connection_refused", "disconnected", "dns_failed"}
+)
+
+
+def is_temporary_failure(result):
+    """Whether sending may work later without anybody changing anything.
+
+    A 4xx reply says so by definition (RFC 5321), a 5xx reply says the
+    opposite; without a reply, an unreachable server is temporary and a
+    refused certificate or missing password is not.
+    """
+    if result.code and result.code > 0:
+        return 400 <= result.code < 500
+    return result.hint in TEMPORARY_HINTS
 
 
 class MailMail(models.Model):
     _inherit = "mail.mail"
+
+    # -- Retries: fields
+    email_account_retry_count = fields.Integer(
+        string="Automatic Retries",
+        copy=False,
+        readonly=True,
+        help="How many times Odoo sent this mail again after a temporary "
+        "failure of its e-mail account's server.",
+    )
+    email_account_retry_date = fields.Datetime(
+        string="Next Automatic Retry",
+        copy=False,
+        readonly=True,
+        index="btree_not_null",
+    )
+    # -- end of retries: fields
 
     def _filter_mail_mail_servers(self, mail_servers):
         mail_servers = super()._filter_mail_mail_servers(mail_servers)
@@ -102,3 +139,102 @@ class MailMail(models.Model):
             delayed.sudo().write({"scheduled_date": next_minute})
             self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger(next_minute)
         return delayed
+
+    # -- Retries ------------------------------------------------------------
+
+    def _postprocess_sent_message(
+        self, success_pids, success_emails, failure_reason=False, failure_type=None
+    ):
+        if failure_type:
+            self._email_account_after_failure(failure_type)
+        return super()._postprocess_sent_message(
+            success_pids,
+            success_emails,
+            failure_reason=failure_reason,
+            failure_type=failure_type,
+        )
+
+    def _email_account_after_failure(self, failure_type):
+        """Name the failed step, and plan a new attempt if it may work later.
+
+        Core marks a whole batch as failed right after a failed connection
+        (``mail_smtp``), and one mail after a refused message; both failures
+        were recorded where they were raised (see ``ir_mail_server``).
+        """
+        failures = sending_failures(self.env)
+        connection = None
+        if failure_type == "mail_smtp":
+            connection = failures.pop(CONNECTION_FAILURE, None)
+        for mail in self.filtered(lambda mail: mail.state == "exception"):
+            failure = connection or failures.pop(mail.message_id, None)
+            if failure:
+                account_id, result = failure
+                account = self.env["email.account"].sudo().browse(account_id)
+                mail._email_account_plan_retry(account, result, reason=not connection)
+
+    def _email_account_plan_retry(self, account, result, reason):
+        """Plan the next attempt of this failed mail, or say why there is none.
+
+        ``reason``: replace core's technical failure reason by the account's
+        description of the failure (core's already is one after a failed
+        connection).
+        """
+        self.ensure_one()
+        failure_reason = (
+            account.with_env(self.env).sudo()._describe_sending_failure(result)
+            if reason
+            else self.failure_reason
+        )
+        attempts = len(RETRY_DELAYS) + 1
+        count = self.email_account_retry_count
+        values = {"email_account_retry_date": False}
+        if is_temporary_failure(result) and count < len(RETRY_DELAYS):
+            when = fields.Datetime.now() + timedelta(minutes=RETRY_DELAYS[count])
+            note = self.env._(
+                "This failure is temporary: Odoo sends the mail again at "
+                "%(date)s (attempt %(attempt)s of %(attempts)s).",
+                date=format_datetime(self.env, when, dt_format="medium"),
+                attempt=count + 2,
+                attempts=attempts,
+            )
+            values.update(
+                email_account_retry_count=count + 1, email_account_retry_date=when
+            )
+            self.env.ref("email_account.email_account_cron_retry_mail").sudo()._trigger(
+                when
+            )
+        elif is_temporary_failure(result):
+            note = self.env._(
+                "Odoo tried %(attempts)s times and stopped: send the mail again "
+                "once the server works.",
+                attempts=attempts,
+            )
+        elif result.code and result.code >= 500:
+            note = self.env._(
+                "The server refused the mail for good (reply %(code)s): Odoo "
+                "does not send it again by itself. Correct what the server "
+                "names, then send it again.",
+                code=result.code,
+            )
+        else:
+            note = self.env._(
+                "This failure needs a change of the account's settings: Odoo "
+                "does not send the mail again by itself."
+            )
+        values["failure_reason"] = f"{failure_reason}\n{note}"
+        self.sudo().write(values)
+
+    @api.model
+    def _cron_email_account_retry(self):
+        """Put back in the queue the mail whose next attempt is due."""
+        due = self.sudo().search(
+            [
+                ("state", "=", "exception"),
+                ("email_account_retry_date", "<=", fields.Datetime.now()),
+            ]
+        )
+        if due:
+            due.write({"state": "outgoing", "email_account_retry_date": False})
+            self.env.ref("mail.ir_cron_mail_scheduler_action").sudo()._trigger()
+
+    # -- end of retries

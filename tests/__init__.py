@@ -11,3 +11,4 @@ from . import test_email_account_oauth
 from . import test_email_account_detect
 from . import test_email_account_personal
 from . import test_email_account_roundtrip
+from . import test_email_account_background

@@ -201,6 +201,10 @@ class TestEmailAccountCheck(EmailAccountCase):
         action = server_action.with_context(
             active_model="email.account", active_ids=accounts.ids
         ).run()
+        # Many accounts are checked in the background, never in the request.
+        self.assertEqual(action["params"]["title"], "Checking in the background")
+        self.assertFalse(self.plain.messages)
+        self.env["email.account"]._cron_run_checks()
 
         self.assertEqual(
             accounts.mapped("test_state"), ["ok", "ok", "failed", "failed"]
@@ -210,8 +214,8 @@ class TestEmailAccountCheck(EmailAccountCase):
         self.assertIn("Nothing accepted the connection", refused.test_message)
         self.assertEqual(hanging.test_step, "Waiting for the server's greeting")
         self.assertIn("did not answer in time", hanging.test_message)
-        params = action["params"]
-        self.assertEqual(params["title"], "2 of 4 accounts work")
-        self.assertIn("Refused:", params["message"])
-        self.assertIn("Hanging:", params["message"])
-        self.assertNotIn("Good:", params["message"])
+        summary = accounts._check_notification()["params"]
+        self.assertEqual(summary["title"], "2 of 4 accounts work")
+        self.assertIn("Refused:", summary["message"])
+        self.assertIn("Hanging:", summary["message"])
+        self.assertNotIn("Good:", summary["message"])

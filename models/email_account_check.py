@@ -1,0 +1,102 @@
+"""A user's request to check e-mail accounts in the background.
+
+It remembers who asked, for which accounts, and which of them still wait
+for a result, so that the progress ("12 of 50 checked") and the summary
+reach that user over the bus, whichever check produced each result.
+"""
+
+import time
+
+from odoo import Command, api, fields, models
+
+# Progress notifications at most this often per request, in seconds.
+PROGRESS_INTERVAL = 3.0
+# When each running request last sent its progress (time.monotonic()).
+_last_progress = {}
+
+
+class EmailAccountCheck(models.Model):
+    _name = "email.account.check"
+    _description = "Check of Email Accounts in the Background"
+    _order = "id desc"
+
+    user_id = fields.Many2one(
+        "res.users",
+        string="Requested By",
+        required=True,
+        index=True,
+        ondelete="cascade",
+    )
+    account_ids = fields.Many2many(
+        "email.account",
+        relation="email_account_check_account_rel",
+        string="Accounts",
+    )
+    pending_account_ids = fields.Many2many(
+        "email.account",
+        relation="email_account_check_pending_rel",
+        string="Accounts Not Yet Checked",
+    )
+    state = fields.Selection(
+        selection=[("running", "Running"), ("done", "Done")],
+        required=True,
+        default="running",
+        index=True,
+    )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            vals.setdefault("pending_account_ids", vals.get("account_ids"))
+        return super().create(vals_list)
+
+    def _account_checked(self, account):
+        """Count the result just stored for ``account`` in every request."""
+        requests = self.search(
+            [("state", "=", "running"), ("pending_account_ids", "in", account.ids)]
+        )
+        for request in requests:
+            request.pending_account_ids = [Command.unlink(account.id)]
+            if request.pending_account_ids:
+                request._send_progress()
+            else:
+                request._send_summary()
+
+    def _send_progress(self):
+        self.ensure_one()
+        now = time.monotonic()
+        key = (self.env.cr.dbname, self.id)
+        last = _last_progress.get(key)
+        if last is not None and now - last < PROGRESS_INTERVAL:
+            return
+        _last_progress[key] = now
+        user = self.user_id
+        env = self.with_context(lang=user.lang or "en_US").env
+        total = len(self.account_ids)
+        user._bus_send(
+            "simple_notification",
+            {
+                "type": "info",
+                "title": env._("Checking email accounts"),
+                "message": env._(
+                    "%(done)s of %(total)s checked",
+                    done=total - len(self.pending_account_ids),
+                    total=total,
+                ),
+                "sticky": False,
+            },
+        )
+
+    def _send_summary(self):
+        self.ensure_one()
+        self.state = "done"
+        _last_progress.pop((self.env.cr.dbname, self.id), None)
+        user = self.user_id
+        accounts = self.account_ids.with_user(user).with_context(
+            lang=user.lang or "en_US"
+        )
+        params = accounts.sudo()._check_notification()["params"]
+        user._bus_send(
+            "simple_notification",
+            {key: params[key] for key in ("type", "title", "message", "sticky")},
+        )
