@@ -90,11 +90,12 @@ class IrMailServer(models.Model):
     def _compute_display_name(self):
         # Whoever picks an account's server (a mailing, a template) sees how
         # its last delivery check went.
-        super()._compute_display_name()
+        result = super()._compute_display_name()
         for server in self:
             account = server.sudo().email_account_id
             if account and (summary := account._delivery_summary()):
                 server.display_name = f"{server.display_name} ({summary})"
+        return result
 
     @api.model
     def _search(self, domain, *args, **kwargs):

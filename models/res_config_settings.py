@@ -2,7 +2,7 @@
 
 from odoo import fields, models
 
-from .email_account import PERSONAL_ACCOUNTS_PARAM, RATE_LIMIT_PARAM
+from .email_account_personal import PERSONAL_ACCOUNTS_PARAM, RATE_LIMIT_PARAM
 
 
 class ResConfigSettings(models.TransientModel):

@@ -1,0 +1,181 @@
+"""Setting an account up from its sender address."""
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import (
+    config,
+    single_email_re,
+)
+
+from ..smtp_engine.detect import (
+    AUTOCONFIG_URLS,
+    ISPDB_URL,
+    PROBE_COMBINATIONS,
+    PROBE_HOSTS,
+    DetectOptions,
+    detect_settings,
+    nameserver_resolver,
+)
+from .email_account import CA_FILE_OPTION, DEFAULT_TIMEOUT
+
+
+class EmailAccountDetect(models.Model):
+    _inherit = "email.account"
+
+    # Settings detection: where the server settings came from (see
+    # action_detect_settings). Kept for the settings they were found for.
+    smtp_detected_source = fields.Selection(
+        selection=[
+            ("srv", "DNS record"),
+            ("autoconfig", "Domain's configuration file"),
+            ("ispdb", "Mozilla's database"),
+            ("provider", "Known provider"),
+            ("probe", "Trying the usual ports"),
+        ],
+        string="Settings Found By",
+        copy=False,
+        readonly=True,
+    )
+    smtp_detected_for = fields.Char(
+        string="Settings Found",
+        copy=False,
+        readonly=True,
+        help="The server, port and security that the detection found, as "
+        "host:port/security.",
+    )
+    smtp_detected_note = fields.Text(
+        string="Where the Settings Come From",
+        copy=False,
+        readonly=True,
+    )
+    smtp_settings_detected = fields.Boolean(
+        compute="_compute_smtp_settings_detected",
+        string="Settings As Detected",
+    )
+
+    # Settings detection: the outgoing server from the sender address
+    #
+    # The engine's ``detect_settings`` does the work; these methods feed it
+    # the account's time-out and the system parameters below, and apply
+    # what it finds like a user typing it: the onchange of the sender
+    # address fills an empty server, the button overwrites and, through
+    # write(), drops the stored passwords as any change of server does.
+
+    @api.depends("smtp_host", "smtp_port", "smtp_encryption", "smtp_detected_for")
+    def _compute_smtp_settings_detected(self):
+        for account in self:
+            account.smtp_settings_detected = bool(
+                account.smtp_detected_for
+                and account.smtp_detected_for == account._smtp_settings_key()
+            )
+
+    def _smtp_settings_key(self):
+        return f"{self.smtp_host}:{self.smtp_port}/{self.smtp_encryption}"
+
+    @api.onchange("sender_email")
+    def _onchange_sender_email_detect(self):
+        """Fill the server from a new sender address; never overwrite a typed one."""
+        if self.smtp_host or not single_email_re.match(self.sender_email or ""):
+            return None
+        detection = self._detect_settings()
+        self.update(self._detected_values(detection))
+        if detection.settings:
+            return None
+        return {
+            "warning": {
+                "title": self.env._("No settings found"),
+                "message": self.smtp_detected_note,
+                "type": "notification",
+            }
+        }
+
+    def action_detect_settings(self):
+        """Fill the server, port and security from the sender address."""
+        self.ensure_one()
+        self.check_access("write")
+        detection = self._detect_settings()
+        self.write(self._detected_values(detection))
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": self.env._("Settings found")
+                if detection.settings
+                else self.env._("No settings found"),
+                "message": self.smtp_detected_note,
+                "type": "success" if detection.settings else "warning",
+                "sticky": not detection.settings,
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
+
+    def _detect_settings(self):
+        self.check_access("write" if self.id else "create")
+        try:
+            return detect_settings(
+                self.sender_email or "",
+                float(self.smtp_timeout or DEFAULT_TIMEOUT),
+                self._detect_options(),
+            )
+        except ValueError as exc:
+            raise UserError(
+                self.env._(
+                    "Enter the sender address first, in the form "
+                    "name@example.com: the settings are looked up from its "
+                    "domain."
+                )
+            ) from exc
+
+    def _detected_values(self, detection):
+        """The field values that apply ``detection`` to the account."""
+        note = detection.describe(translate=self.env._)
+        found = detection.settings
+        if found is None:
+            return {
+                "smtp_detected_source": False,
+                "smtp_detected_for": False,
+                "smtp_detected_note": note,
+            }
+        return {
+            "smtp_host": found.host,
+            "smtp_port": found.port,
+            "smtp_encryption": found.encryption,
+            "smtp_detected_source": found.source,
+            "smtp_detected_for": f"{found.host}:{found.port}/{found.encryption}",
+            "smtp_detected_note": note,
+        }
+
+    @api.model
+    def _detect_options(self):
+        """Where detection looks: system parameters, else the public sources.
+
+        ``email_account.detect_nameservers``: DNS servers to ask instead of
+        the system's, as ``address`` or ``address:port`` (IPv6 in brackets);
+        ``email_account.detect_autoconfig_urls`` and
+        ``email_account.detect_probe_hosts``: templates with ``{domain}``
+        and ``{email}``; ``email_account.detect_ispdb_url``: the ISP
+        database, ``off`` to skip it; ``email_account.detect_probe``: the
+        combinations to try, as ``port/security``.
+        """
+        params = self.env["ir.config_parameter"].sudo()
+
+        def words(key, default):
+            value = params.get_param(f"email_account.detect_{key}")
+            return tuple(value.split()) if value else default
+
+        nameservers = words("nameservers", ())
+        ispdb_url = params.get_param("email_account.detect_ispdb_url") or ISPDB_URL
+        combinations = tuple(
+            (int(port), security)
+            for port, _slash, security in (
+                word.partition("/") for word in words("probe", ())
+            )
+        )
+        return DetectOptions(
+            resolver=nameserver_resolver(nameservers) if nameservers else None,
+            autoconfig_urls=words("autoconfig_urls", AUTOCONFIG_URLS),
+            ispdb_url="" if ispdb_url == "off" else ispdb_url,
+            probe_hosts=words("probe_hosts", PROBE_HOSTS),
+            probe_combinations=combinations or PROBE_COMBINATIONS,
+            cafile=config.get(CA_FILE_OPTION) or None,
+        )

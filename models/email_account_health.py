@@ -1,0 +1,445 @@
+"""Checks in the background, the health watch of accounts."""
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import timedelta, timezone
+
+from odoo import Command, api, fields, models, modules
+from odoo.exceptions import UserError
+from odoo.tools import (
+    SQL,
+    config,
+    format_datetime,
+    plaintext2html,
+)
+
+from ..smtp_engine import (
+    MESSAGE_TEXTS,
+    SmtpOutcome,
+    Step,
+    send_test_message,
+)
+from .email_account import MAX_TIMEOUT, MIN_TIMEOUT
+
+# Checks in the background: the network waits run in parallel threads, at
+# most this many at once (see _cron_run_checks).
+MAX_PARALLEL_CHECKS = 50
+# A check answers within the request only if its time-out is at most this
+# many seconds, and at most this share of the worker's time limit.
+INLINE_CHECK_TIMEOUT = 30
+INLINE_CHECK_SHARE = 0.25
+# Share of the cron worker's time limit that one run of checks may use; the
+# rest is left to the other jobs the worker runs in the same round.
+BACKGROUND_CHECK_SHARE = 0.5
+# Without a time limit (a single-process server), one run stops after this.
+DEFAULT_CHECK_BUDGET = 60
+# A progress notification at most this often per request, in seconds.
+PROGRESS_INTERVAL = 3.0
+
+
+class EmailAccountHealth(models.Model):
+    _inherit = "email.account"
+
+    # -- Checks in the background and health watch: fields ----------------
+    health_watch = fields.Boolean(
+        default=True,
+        tracking=True,
+        help="Check this account every day with a real test message, so that "
+        "its status stays current; its managers get an activity when it "
+        "stops working.",
+    )
+    check_state = fields.Selection(
+        selection=[
+            ("idle", "Idle"),
+            ("queued", "Waiting for a Check"),
+            ("running", "Being Checked"),
+        ],
+        string="Check in Progress",
+        required=True,
+        default="idle",
+        copy=False,
+        readonly=True,
+    )
+    check_started = fields.Datetime(copy=False, readonly=True)
+    check_requested_by = fields.Many2one(
+        "res.users",
+        copy=False,
+        readonly=True,
+        help="Who asked for the check that is waiting or running: it runs "
+        "in their name and language.",
+    )
+    # -- end of checks in the background and health watch: fields ---------
+
+    # -- Checks in the background and health watch -------------------------
+    #
+    # A check that could outlast the worker's time limit runs in the cron job
+    # "Email Accounts: run the checks", triggered at once. ``check_state``,
+    # written with row locks skipped and committed before any network wait,
+    # keeps two requests or two runs from checking one account twice; the
+    # network waits run in threads without a cursor, and each result is
+    # stored and committed as soon as it is known.
+
+    def _can_check_inline(self):
+        """Whether this account's check surely ends well within the request."""
+        self.ensure_one()
+        longest = INLINE_CHECK_TIMEOUT
+        limit = config.get("limit_time_real") or 0
+        if limit > 0:
+            longest = min(longest, limit * INLINE_CHECK_SHARE)
+        return self.smtp_timeout <= longest
+
+    def _lock_for_check(self):
+        """Lock this idle account for a check within the request.
+
+        The row lock lasts until the request ends: a second request for the
+        same account meanwhile finds it locked and waits, in the background,
+        for this check's result instead of checking again.
+        """
+        self.ensure_one()
+        self.flush_recordset(["check_state"])
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM email_account WHERE id = %s AND check_state = 'idle' "
+                "FOR UPDATE SKIP LOCKED",
+                self.id,
+            )
+        )
+        return bool(self.env.cr.fetchone())
+
+    def _check_job(self, timeout=None):
+        """This account's check, as a function that needs no cursor.
+
+        What needs the database (settings, secrets, the texts in the
+        language of the environment) is read now, so that the function can
+        run in a thread. ``timeout`` shortens the account's own time-out.
+        """
+        self.ensure_one()
+        translations = {text: self.env._(text) for text in MESSAGE_TEXTS}
+        settings = self._get_smtp_settings()
+        if timeout and settings.timeout > timeout:
+            settings = dataclasses.replace(settings, timeout=float(timeout))
+        now = fields.Datetime.now()
+        # Written as the user's language and time zone write it.
+        date_text = format_datetime(self.env, now, dt_format="medium")
+        name = self.name
+
+        def check():
+            return send_test_message(
+                settings,
+                name,
+                translate=lambda text: translations.get(text, text),
+                now=now.replace(tzinfo=timezone.utc),
+                date_text=date_text,
+            )
+
+        return check
+
+    def _queue_checks(self):
+        """Have the accounts checked in the background; answer at once."""
+        self.env["email.account.check"].sudo().create(
+            {"user_id": self.env.uid, "account_ids": [Command.set(self.ids)]}
+        )
+        self._mark_queued(self.env.user)
+        self.env.ref("email_account.email_account_cron_run_checks").sudo()._trigger()
+        if len(self) == 1:
+            message = self.env._(
+                "“%(account)s” is being checked. The result appears here when "
+                "it is known; you may leave this page.",
+                account=self.display_name,
+            )
+        else:
+            message = self.env._(
+                "%(count)s accounts are being checked. The progress and the "
+                "result appear here; you may leave this page.",
+                count=len(self),
+            )
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": self.env._("Checking in the background"),
+                "message": message,
+                "type": "info",
+                "sticky": False,
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
+
+    def _mark_queued(self, requester):
+        """Queue the idle accounts of ``self`` for a check by ``requester``.
+
+        Accounts already queued or being checked are left as they are: their
+        coming result answers this request too. An account locked by a check
+        within another request is skipped the same way.
+        """
+        if not self:
+            return
+        self.flush_model(["check_state", "check_requested_by"])
+        self.env.cr.execute(
+            SQL(
+                """
+                UPDATE email_account
+                   SET check_state = 'queued', check_requested_by = %s
+                 WHERE id IN (
+                        SELECT id FROM email_account
+                         WHERE id IN %s AND check_state = 'idle'
+                           FOR UPDATE SKIP LOCKED)
+                """,
+                requester.id or None,
+                tuple(self.ids),
+            )
+        )
+        self.invalidate_model(["check_state", "check_requested_by"])
+
+    @api.model
+    def _cron_run_checks(self):
+        """Run the checks that wait, as many at once as allowed.
+
+        One run takes at most a share of the cron worker's time limit (a
+        longer time-out is shortened to fit, and the result says so); each
+        result is stored and committed as soon as it is known. The job
+        triggers itself again while checks wait, rather than reporting
+        progress to the cron runner, which would run it again and again
+        within one round of the worker.
+        """
+        auto_commit = not modules.module.current_test
+        budget = self._check_budget()
+        self._queue_forgotten_checks(budget)
+        accounts = self._claim_checks(auto_commit)
+        if accounts:
+            accounts._run_checks(budget, auto_commit)
+        cron = self.env.ref("email_account.email_account_cron_run_checks").sudo()
+        everything = self.sudo().with_context(active_test=False)
+        if everything.search_count([("check_state", "=", "queued")], limit=1):
+            cron._trigger()
+        elif (
+            self.env["email.account.check"]
+            .sudo()
+            .search_count([("state", "=", "running")], limit=1)
+        ):
+            cron._trigger(fields.Datetime.now() + timedelta(minutes=1))
+
+    @api.model
+    def _check_budget(self):
+        """Seconds that one run of checks in the background may take."""
+        limit = config.get("limit_time_real_cron")
+        if limit is None or limit < 0:  # -1: the same limit as requests
+            limit = config.get("limit_time_real")
+        if not limit or limit <= 0:
+            return MAX_TIMEOUT
+        return max(limit * BACKGROUND_CHECK_SHARE, MIN_TIMEOUT)
+
+    @api.model
+    def _queue_forgotten_checks(self, budget):
+        """Queue again what a killed run left, and what a request waits for."""
+        stale = fields.Datetime.now() - timedelta(seconds=2 * budget + 60)
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                """
+                UPDATE email_account SET check_state = 'queued'
+                 WHERE check_state = 'running' AND check_started < %s
+                """,
+                stale,
+            )
+        )
+        self.invalidate_model(["check_state"])
+        requests = (
+            self.env["email.account.check"].sudo().search([("state", "=", "running")])
+        )
+        for request in requests:
+            if not request.pending_account_ids:  # its accounts were deleted
+                request._send_summary()
+                continue
+            waiting = request.pending_account_ids.filtered(
+                lambda account: account.check_state == "idle"
+            )
+            waiting._mark_queued(request.user_id)
+
+    @api.model
+    def _claim_checks(self, auto_commit):
+        """Mark queued accounts as being checked, committed; return them."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                """
+                UPDATE email_account
+                   SET check_state = 'running',
+                       check_started = now() AT TIME ZONE 'UTC'
+                 WHERE id IN (
+                        SELECT id FROM email_account
+                         WHERE check_state = 'queued'
+                         ORDER BY id
+                         LIMIT %s
+                           FOR UPDATE SKIP LOCKED)
+                RETURNING id
+                """,
+                MAX_PARALLEL_CHECKS,
+            )
+        )
+        ids = [row[0] for row in self.env.cr.fetchall()]
+        self.invalidate_model(["check_state", "check_started"])
+        if auto_commit:
+            self.env["ir.cron"]._commit_progress()
+        return self.with_context(active_test=False).browse(sorted(ids))
+
+    def _run_checks(self, budget, auto_commit):
+        """Check the accounts in parallel, each in its requester's name."""
+        jobs = {}
+        for account in self:
+            requester = account.check_requested_by
+            acting = account.with_user(requester) if requester else account
+            acting = acting.sudo().with_context(lang=acting.env.user.lang)
+            shortened = budget if account.smtp_timeout > budget else None
+            try:
+                jobs[acting] = (acting._check_job(timeout=shortened), shortened)
+            except UserError as exc:
+                # A password that this server's key cannot decrypt.
+                failure = SmtpOutcome(ok=False, step=Step.AUTH, error="secret key")
+                acting._store_check_result(failure, note=str(exc))
+                if auto_commit:
+                    self.env["ir.cron"]._commit_progress(1)
+        if not jobs:
+            return
+        delivered = []
+        with ThreadPoolExecutor(
+            max_workers=len(jobs), thread_name_prefix="email_account_check"
+        ) as pool:
+            futures = {pool.submit(job): acting for acting, (job, _s) in jobs.items()}
+            for future in as_completed(futures):
+                acting = futures[future]
+                result = future.result()
+                shortened = jobs[acting][1]
+                note = None
+                if shortened and not result.ok and result.hint == "timeout":
+                    note = acting.env._(
+                        "The check stopped after %(seconds)s seconds, the longest "
+                        "that a check in the background may take on this server "
+                        "(the account's time-out is %(timeout)s seconds).",
+                        seconds=int(shortened),
+                        timeout=acting.smtp_timeout,
+                    )
+                acting._store_check_result(result, note=note)
+                if auto_commit:
+                    self.env["ir.cron"]._commit_progress(1)
+                if acting.delivery_check and result.ok:
+                    delivered.append((acting, result))
+        # Following the messages into the mailboxes comes once every send
+        # is done, one account after the other.
+        for acting, result in delivered:
+            acting._check_delivery([result])
+
+    def _after_check(self, result, previous_state):
+        """Release the account, answer who waits for it, watch its health."""
+        self.ensure_one()
+        if self.check_state != "idle" or self.check_requested_by:
+            self.sudo().write(
+                {
+                    "check_state": "idle",
+                    "check_started": False,
+                    "check_requested_by": False,
+                }
+            )
+        self.env["email.account.check"].sudo()._account_checked(self)
+        self._watch_health(result, previous_state)
+
+    @api.model
+    def _cron_health_watch(self):
+        """Queue a check of every active account whose health is watched."""
+        accounts = self.sudo().search([("health_watch", "=", True)])
+        if accounts:
+            accounts._mark_queued(self.env["res.users"])
+            self.env.ref("email_account.email_account_cron_run_checks")._trigger()
+
+    def _health_recipients(self):
+        """The users told when this account stops working: its managers.
+
+        Members of Email Accounts / Manager (administrators included) of the
+        account's company, or of any company for a shared account. Extend it
+        to tell others, the owner of a personal account for example.
+        """
+        self.ensure_one()
+        managers = self.env.ref("email_account.group_email_account_manager").sudo()
+        return managers.all_user_ids.filtered(
+            lambda user: (
+                user.active
+                and not user.share
+                and (not self.company_id or self.company_id in user.company_ids)
+            )
+        )
+
+    def _watch_health(self, result, previous_state):
+        """Tell the people concerned once when the account stops working.
+
+        An account that worked and now fails gets one activity for each of
+        its health recipients; while one is open, nobody is told again. A
+        success marks them done.
+        """
+        self.ensure_one()
+        activity_type = self.env.ref(
+            "email_account.mail_activity_type_email_account_failure"
+        )
+        account = self.sudo()
+        activities = account.activity_ids.filtered(
+            lambda activity: activity.activity_type_id == activity_type
+        )
+        if result.ok:
+            if activities:
+                activities.action_feedback(
+                    feedback=self.env._("The account works again.")
+                )
+            return
+        if activities or previous_state != "ok":
+            return
+        for user in self._health_recipients():
+            localized = account.with_context(lang=user.lang or "en_US")
+            headline = localized.env._(
+                "The account worked before; now it fails at the step “%(step)s”.",
+                step=result.step_label(translate=localized.env._),
+            )
+            account.activity_schedule(
+                activity_type_id=activity_type.id,
+                user_id=user.id,
+                summary=localized.env._(
+                    "The e-mail account “%(account)s” stopped working",
+                    account=account.display_name,
+                ),
+                note=plaintext2html(localized._describe_failure(result, headline)),
+            )
+
+    def _record_sending_result(self, result):
+        """Keep the status current with what real sending met.
+
+        A failure is stored like a failed check; a success matters only
+        after a failure (storing every success would cost a write a mail).
+        """
+        self.ensure_one()
+        account = self.sudo()
+        previous_state = account.test_state
+        if result.ok:
+            if previous_state != "failed":
+                return
+            values = {
+                "test_state": "ok",
+                "test_step": result.step_label(translate=self.env._),
+                "test_message": self.env._(
+                    "A message was sent through this account: it works again."
+                ),
+                "test_transcript": False,
+                "test_certificate_fingerprint": False,
+            }
+        else:
+            values = {
+                "test_state": "failed",
+                "test_step": result.step_label(translate=self.env._),
+                "test_message": self._describe_sending_failure(result),
+                "test_transcript": result.transcript or False,
+                "test_certificate_fingerprint": result.certificate
+                and result.certificate.fingerprint,
+            }
+        account.write(
+            {**values, "test_date": fields.Datetime.now(), "test_user_id": self.env.uid}
+        )
+        self._watch_health(result, previous_state)
+
+    # -- end of checks in the background and health watch -------------------

@@ -1,0 +1,406 @@
+"""The delivery check: the test message in the mailbox, and the receivers' trust."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+from odoo.tools import (
+    config,
+    plaintext2html,
+)
+
+from ..smtp_engine.roundtrip import (
+    DEFAULT_PORTS as IMAP_DEFAULT_PORTS,
+)
+from ..smtp_engine.roundtrip import (
+    NO_VERDICTS,
+    VERDICT_HINTS,
+    ImapSettings,
+    find_message,
+)
+from ..smtp_engine.trust_dns import PROBLEM, WARNING, sender_domain_report
+from .email_account import CONTROL_CHARS, is_valid_host
+from .email_account_health import MAX_PARALLEL_CHECKS
+
+# Option of the Odoo configuration file: the DNS server (address[:port]) to
+# ask for the SPF and DMARC records of sender domains; default: the system's.
+DNS_SERVER_OPTION = "email_account_dns_server"
+MIN_ROUNDTRIP_WAIT = 5
+MAX_ROUNDTRIP_WAIT = 300
+# Verdicts of the receiving server, in the order they are shown.
+TRUST_METHODS = ("spf", "dkim", "dmarc")
+
+
+def guess_imap_host(smtp_host):
+    """The usual IMAP server of an SMTP server: smtp.x → imap.x, else the same."""
+    host = (smtp_host or "").strip()
+    if host.lower().startswith("smtp."):
+        return "imap." + host[5:]
+    return host
+
+
+class EmailAccountRoundTrip(models.Model):
+    _inherit = "email.account"
+
+    # -- Round trip: the incoming side and the last delivery check ---------
+    delivery_check = fields.Boolean(
+        string="Check Delivery",
+        tracking=True,
+        help="After the server accepted the test message, log in to the "
+        "mailbox over IMAP with the account's user name and password, look "
+        "for the message in the inbox and in the spam folder, and report "
+        "whether receivers will trust it (SPF, DKIM, DMARC).",
+    )
+    imap_host = fields.Char(
+        string="IMAP Server",
+        tracking=True,
+        help="Host name or IP address of the mailbox's incoming mail server. "
+        "Leave empty to use the SMTP server's name, with “smtp.” replaced by "
+        "“imap.”.",
+    )
+    imap_host_used = fields.Char(
+        string="IMAP Server Used", compute="_compute_imap_host_used"
+    )
+    imap_port = fields.Integer(
+        string="IMAP Port",
+        default=993,
+        tracking=True,
+        help="Usually 993 with SSL/TLS, 143 with STARTTLS.",
+    )
+    imap_encryption = fields.Selection(
+        selection=[
+            ("none", "None"),
+            ("starttls", "STARTTLS"),
+            ("ssl", "SSL/TLS"),
+        ],
+        string="IMAP Security",
+        default="ssl",
+        required=True,
+        tracking=True,
+        help="The server's certificate and host name are always verified.",
+    )
+    roundtrip_wait = fields.Integer(
+        string="Wait for Delivery",
+        default=60,
+        required=True,
+        tracking=True,
+        help="Seconds to wait for the test message to arrive in the mailbox.",
+    )
+    roundtrip_delete = fields.Boolean(
+        string="Delete Test Message",
+        default=True,
+        tracking=True,
+        help="Delete the test message from the mailbox once it is found.",
+    )
+    roundtrip_state = fields.Selection(
+        selection=[
+            ("untested", "Not Checked"),
+            ("inbox", "Delivered to the Inbox"),
+            ("junk", "Delivered to Spam"),
+            ("not_found", "Not Delivered"),
+            ("failed", "Mailbox Check Failed"),
+        ],
+        string="Delivery",
+        required=True,
+        default="untested",
+        copy=False,
+        readonly=True,
+    )
+    roundtrip_seconds = fields.Float(
+        string="Delivery Time",
+        digits=(16, 1),
+        copy=False,
+        readonly=True,
+        help="Seconds from the server's acceptance of the test message to "
+        "its arrival in the mailbox.",
+    )
+    roundtrip_message = fields.Text(string="Delivery Result", copy=False, readonly=True)
+    roundtrip_transcript = fields.Text(
+        string="IMAP Transcript",
+        copy=False,
+        readonly=True,
+        groups="email_account.group_email_account_manager",
+        help="The dialogue with the IMAP server during the last delivery "
+        "check; the password is masked.",
+    )
+    trust_spf = fields.Char(string="SPF", copy=False, readonly=True)
+    trust_dkim = fields.Char(string="DKIM", copy=False, readonly=True)
+    trust_dmarc = fields.Char(string="DMARC", copy=False, readonly=True)
+    trust_level = fields.Selection(
+        selection=[
+            ("ok", "Trusted"),
+            ("warning", "Doubtful"),
+            ("problem", "At Risk"),
+        ],
+        string="Receivers' Trust",
+        copy=False,
+        readonly=True,
+        help="The worst of the receiving server's verdicts on the test "
+        "message and of what the sender domain publishes in DNS.",
+    )
+    trust_message = fields.Text(string="Trust Verdict", copy=False, readonly=True)
+    # -- end of round trip fields ------------------------------------------
+
+    # Round trip: the test message in the mailbox, and the receivers' trust
+
+    @api.depends("imap_host", "smtp_host")
+    def _compute_imap_host_used(self):
+        for account in self:
+            account.imap_host_used = account.imap_host or guess_imap_host(
+                account.smtp_host
+            )
+
+    @api.constrains("imap_host", "imap_port", "roundtrip_wait")
+    def _check_delivery_settings(self):
+        for account in self:
+            host = account.imap_host or ""
+            if host and (CONTROL_CHARS.search(host) or not is_valid_host(host)):
+                raise ValidationError(
+                    self.env._(
+                        "“%(host)s” is not a valid host name or IP address for "
+                        "the IMAP server.",
+                        host=host,
+                    )
+                )
+            if not 1 <= account.imap_port <= 65535:
+                raise ValidationError(
+                    self.env._(
+                        "The IMAP port must be between 1 and 65535 "
+                        "(you entered %(port)s).",
+                        port=account.imap_port,
+                    )
+                )
+            if not MIN_ROUNDTRIP_WAIT <= account.roundtrip_wait <= MAX_ROUNDTRIP_WAIT:
+                raise ValidationError(
+                    self.env._(
+                        "The wait for delivery must be between %(min)s and "
+                        "%(max)s seconds (you entered %(wait)s).",
+                        min=MIN_ROUNDTRIP_WAIT,
+                        max=MAX_ROUNDTRIP_WAIT,
+                        wait=account.roundtrip_wait,
+                    )
+                )
+
+    @api.onchange("imap_encryption")
+    def _onchange_imap_encryption(self):
+        if self.imap_port in IMAP_DEFAULT_PORTS.values():
+            self.imap_port = IMAP_DEFAULT_PORTS[self.imap_encryption]
+
+    def _get_imap_settings(self):
+        """The engine's view of the account's mailbox, its password decrypted.
+
+        The IMAP login is the mailbox's user name and password. A pinned
+        SMTP certificate is pinned for IMAP too when both are the same host:
+        one self-hosted server usually serves both with one certificate.
+        """
+        self.ensure_one()
+        smtp = self._get_smtp_settings()
+        host = (self.imap_host_used or "").strip()
+        same_host = host.lower() == (self.smtp_host or "").strip().lower()
+        return ImapSettings(
+            host=host,
+            port=self.imap_port,
+            encryption=self.imap_encryption,
+            username=self.username or "",
+            password=smtp.password,
+            pinned_certificate=smtp.pinned_certificate if same_host else "",
+            cafile=smtp.cafile,
+        )
+
+    def _check_delivery(self, results):
+        """Follow each accepted test message into the account's mailbox.
+
+        While the message travels, the sender domain's SPF and DMARC records
+        are looked up; then the mailbox is searched until the message
+        arrives or the account's wait runs out. The network part runs in
+        parallel threads without a cursor, as the check itself does.
+        """
+        jobs = [
+            (account, result, account._get_imap_settings())
+            for account, result in zip(self, results, strict=True)
+            if account.delivery_check and result.ok
+        ]
+        if not jobs:
+            return
+        nameserver = config.get(DNS_SERVER_OPTION) or None
+        submitted = time.monotonic()
+
+        def follow(account_values, result, settings):
+            sender_email, smtp_host, wait, delete = account_values
+            report = sender_domain_report(
+                sender_email,
+                smtp_host,
+                nameserver=nameserver,
+                timeout=min(wait / 2, 10),
+            )
+            found = find_message(
+                settings,
+                result.message_id,
+                wait=max(wait - (time.monotonic() - submitted), 1),
+                submitted=submitted,
+                delete=delete,
+            )
+            return report, found
+
+        workers = min(MAX_PARALLEL_CHECKS, len(jobs))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(
+                    follow,
+                    (
+                        account.sender_email,
+                        account.smtp_host,
+                        account.roundtrip_wait,
+                        account.roundtrip_delete,
+                    ),
+                    result,
+                    settings,
+                )
+                for account, result, settings in jobs
+            ]
+            outcomes = [future.result() for future in futures]
+        for (account, _result, _settings), (report, found) in zip(
+            jobs, outcomes, strict=True
+        ):
+            account._store_delivery(found, report)
+
+    def _store_delivery(self, found, report):
+        self.ensure_one()
+        delivery = self._describe_delivery(found)
+        trust = self._describe_trust(found, report)
+        verdicts = found.verdicts
+        self.sudo().write(
+            {
+                "roundtrip_state": found.state,
+                "roundtrip_seconds": found.arrival or 0.0,
+                "roundtrip_message": delivery,
+                "roundtrip_transcript": found.transcript,
+                "trust_spf": verdicts["spf"].result if "spf" in verdicts else False,
+                "trust_dkim": verdicts["dkim"].result if "dkim" in verdicts else False,
+                "trust_dmarc": verdicts["dmarc"].result
+                if "dmarc" in verdicts
+                else False,
+                "trust_level": self._trust_level(found, report),
+                "trust_message": trust,
+                # The notification of the check shows the whole story.
+                "test_message": "\n\n".join(
+                    part for part in (self.test_message, delivery, trust) if part
+                ),
+            }
+        )
+        self.message_post(
+            body=plaintext2html(f"{delivery}\n\n{trust}"),
+            subject=self.env._("Delivery check"),
+            subtype_xmlid="mail.mt_note",
+        )
+
+    def _describe_delivery(self, found):
+        """Translated: where the test message landed, when, and by which route."""
+        _ = self.env._
+        seconds = "%.1f" % (found.arrival or found.wait)
+        if found.state == "inbox":
+            lines = [
+                _(
+                    "The test message arrived in the inbox %(seconds)s seconds "
+                    "after the server accepted it.",
+                    seconds=seconds,
+                )
+            ]
+        elif found.state == "junk":
+            lines = [
+                _(
+                    "The test message arrived in the spam folder %(seconds)s "
+                    "seconds after the server accepted it: the receiving "
+                    "server does not trust it.",
+                    seconds=seconds,
+                )
+            ]
+        elif found.state == "not_found":
+            lines = [
+                _(
+                    "The test message was not found in the inbox or the spam "
+                    "folder within %(seconds)s seconds: the server accepted it "
+                    "but has not delivered it.",
+                    seconds=self.roundtrip_wait,
+                )
+            ]
+        else:
+            lines = [
+                _(
+                    "The delivery could not be checked: the step “%(step)s” failed.",
+                    step=found.step_label(translate=_),
+                )
+            ]
+            if hint := found.hint_text(translate=_):
+                lines.append(hint)
+        if found.hops:
+            lines.append(_("Route of the message, hop by hop:"))
+            lines.extend(f"{number}. {hop}" for number, hop in enumerate(found.hops, 1))
+        if found.deleted:
+            lines.append(_("The test message was deleted from the mailbox."))
+        return "\n".join(lines)
+
+    def _describe_trust(self, found, report):
+        """Translated: the receiving server's verdicts and the DNS findings."""
+        _ = self.env._
+        lines = []
+        if found.folder:
+            lines.append(_("Verdicts of the receiving server:"))
+            if not found.verdicts:
+                lines.append(_(NO_VERDICTS))
+            for method in TRUST_METHODS:
+                verdict = found.verdicts.get(method)
+                if verdict is None:
+                    lines.append(_("%(method)s: not reported", method=method.upper()))
+                    continue
+                line = (
+                    _(
+                        "%(method)s: %(result)s (%(reason)s)",
+                        method=method.upper(),
+                        result=verdict.result,
+                        reason=verdict.reason,
+                    )
+                    if verdict.reason
+                    else _(
+                        "%(method)s: %(result)s",
+                        method=method.upper(),
+                        result=verdict.result,
+                    )
+                )
+                hint = VERDICT_HINTS.get((method, verdict.result))
+                lines.append(f"{line} — {_(hint)}" if hint else line)
+        lines.append(_("Sender domain %(domain)s:", domain=report.domain))
+        lines.extend(finding.text(translate=_) for finding in report.findings)
+        return "\n".join(lines)
+
+    def _trust_level(self, found, report):
+        levels = {report.level}
+        if found.state == "junk":
+            levels.add(PROBLEM)
+        for method, result in VERDICT_HINTS:
+            verdict = found.verdicts.get(method)
+            if verdict is not None and verdict.result == result:
+                levels.add(PROBLEM if result in ("fail", "permerror") else WARNING)
+        if found.folder and not found.verdicts:
+            levels.add(WARNING)
+        for level in (PROBLEM, WARNING):
+            if level in levels:
+                return level
+        return "ok"
+
+    def _delivery_summary(self):
+        """Short translated verdict of the last delivery check, or "".
+
+        For the places where an account is picked (the outgoing mail server
+        of a mailing, for one): "Delivered to Spam · At Risk".
+        """
+        self.ensure_one()
+        if self.roundtrip_state == "untested":
+            return ""
+        labels = dict(self._fields["roundtrip_state"]._description_selection(self.env))
+        parts = [labels[self.roundtrip_state]]
+        if self.trust_level:
+            trust = dict(self._fields["trust_level"]._description_selection(self.env))
+            parts.append(trust[self.trust_level])
+        return " · ".join(parts)
