@@ -117,12 +117,6 @@ class IrMailServer(models.Model):
             self._check_account_values(server.email_account_id, vals)
         return super().write(vals)
 
-    def unlink(self):
-        accounts = self.sudo().email_account_id
-        if accounts:
-            raise UserError(self._account_managed_message(accounts[:1]))
-        return super().unlink()
-
     def _email_account_differences(self):
         """The values of this server that differ from what its account says."""
         self.ensure_one()

@@ -390,8 +390,6 @@ class TestEmailAccountMailServer(EmailAccountRoutingCase):
         with self.assertRaises(UserError):
             server.action_archive()
         with self.assertRaises(UserError):
-            server.unlink()
-        with self.assertRaises(UserError):
             server.with_context(email_account_sync=True).smtp_port = 2525
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError):
             self.env["ir.mail_server"].create(
@@ -404,6 +402,17 @@ class TestEmailAccountMailServer(EmailAccountRoutingCase):
         server.write({"sequence": 3, "max_email_size": 5})
         self.assertEqual(server.sequence, 3)
         self.assertEqual(server.smtp_host, "127.0.0.1")
+
+    def test_deleted_server_comes_back_when_the_account_is_saved(self):
+        # Deleting servers is what an administrator (and core's own tests)
+        # may do; the account then stays, and makes a new one when saved.
+        self.account_sales.mail_server_id.unlink()
+        self.assertFalse(self.account_sales.mail_server_id)
+        self.account_sales.sender_name = "Sales Team"
+        server = self.account_sales.mail_server_id
+        self.assertEqual(server.email_account_id, self.account_sales)
+        self.queue_mail("sales@example.com").send()
+        self.assertOnlyReceivedBy(self.smtp_sales)
 
     def test_server_connection_test_uses_the_account(self):
         # Core's "Test Connection" button of the server logs in with the

@@ -336,4 +336,4 @@ class DeliveringSmtpServer(LoopbackSmtpServer):
         for timer in self._timers:
             timer.join()
         self._timers.clear()
-        super().stop()
+        return super().stop()

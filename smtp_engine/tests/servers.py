@@ -700,7 +700,7 @@ class ScriptedServer(_SocketServer):
         try:
             for read, actions in script:
                 if read is not None:
-                    received.append(stream.read(read))
+                    received.append(stream.read_turn(read))
                 for action in actions:
                     if not stream.act(action, self._tls):
                         return
@@ -735,7 +735,7 @@ class _ScriptStream:
             return data
         raise EOFError
 
-    def read(self, kind):
+    def read_turn(self, kind):
         end = b"\r\n.\r\n" if kind == "body" else b"\n"
         while end not in self._buffer:
             self._buffer += self._recv()
