@@ -153,7 +153,7 @@ class TestEmailAccountBackground(BackgroundCase):
         hanging.smtp_timeout = 60
         hanging.action_send_test_message()
         with patch.dict(
-            config.options, {"limit_time_real_cron": 4, "limit_time_real": 120}
+            config.options, {"limit_time_real_cron": 7, "limit_time_real": 120}
         ):
             self.run_checks()
         self.assertEqual(hanging.test_state, "failed")
