@@ -78,6 +78,54 @@ class Deadline:
         return remaining
 
 
+class Watchdog:
+    """Shuts a connection down a little after its deadline.
+
+    The socket time-out, set to the time left, normally ends a wait first;
+    the watchdog stops what it cannot, a server trickling bytes one by one.
+    It holds a duplicate descriptor, which stays valid whatever happens to
+    the socket object (TLS wrapping detaches it), and shutting that down
+    ends any read or write in progress on the connection.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self.fired = False
+        self._timer = None
+        self._socket = None
+        self._lock = threading.Lock()
+
+    def arm(self, sock, deadline):
+        """Watch ``sock`` until ``deadline`` (a ``Deadline``) has passed."""
+        self._socket = sock.dup()
+        self._timer = threading.Timer(
+            max(deadline.remaining(), 0) + _WATCHDOG_GRACE, self._fire
+        )
+        self._timer.name = self.name
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self):
+        with self._lock:
+            if self._socket is None:
+                return
+            self.fired = True
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+
+    def disarm(self):
+        """Stop watching and close the duplicate descriptor."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+            watch_socket, self._socket = self._socket, None
+        if timer is not None:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join()
+        if watch_socket is not None:
+            watch_socket.close()
+
+
 def run_bounded(func, seconds, *args):
     """Run ``func(*args)`` in a worker thread and wait at most ``seconds``.
 
@@ -269,13 +317,10 @@ class SmtpSession(smtplib.SMTP):
             secret_forms(settings.credentials(), settings.secrets())
         )
         self.deadline = deadline
-        self.watchdog_fired = False
+        self.watchdog = Watchdog("smtp-engine-watchdog")
         if ssl_context is None and settings.encryption != "none":
             ssl_context = tls_context(settings)
         self.ssl_context = ssl_context
-        self._watchdog = None
-        self._watch_socket = None
-        self._watch_lock = threading.Lock()
         self._last_command = ""
         self._body_next = False
         # An explicit local name keeps smtplib from looking up the machine's
@@ -293,41 +338,15 @@ class SmtpSession(smtplib.SMTP):
             self.sock.settimeout(self.deadline.socket_timeout())
 
     def _arm_watchdog(self, sock):
-        if self.deadline is None:
-            return
-        # A duplicate descriptor stays valid whatever happens to the socket
-        # object (TLS wrapping detaches it), and shutting it down ends any
-        # read or write in progress on the connection.
-        self._watch_socket = sock.dup()
-        self._watchdog = threading.Timer(
-            max(self.deadline.remaining(), 0) + _WATCHDOG_GRACE, self._on_deadline
-        )
-        self._watchdog.name = "smtp-engine-watchdog"
-        self._watchdog.daemon = True
-        self._watchdog.start()
-
-    def _on_deadline(self):
-        with self._watch_lock:
-            if self._watch_socket is None:
-                return
-            self.watchdog_fired = True
-            with contextlib.suppress(OSError):
-                self._watch_socket.shutdown(socket.SHUT_RDWR)
+        if self.deadline is not None:
+            self.watchdog.arm(sock, self.deadline)
 
     def _disarm_watchdog(self):
-        with self._watch_lock:
-            timer, self._watchdog = self._watchdog, None
-            watch_socket, self._watch_socket = self._watch_socket, None
-        if timer is not None:
-            timer.cancel()
-            if timer is not threading.current_thread():
-                timer.join()
-        if watch_socket is not None:
-            watch_socket.close()
+        self.watchdog.disarm()
 
     def timed_out(self):
         """Return whether the deadline had passed or the watchdog fired."""
-        return self.watchdog_fired or (
+        return self.watchdog.fired or (
             self.deadline is not None and self.deadline.expired()
         )
 

@@ -20,14 +20,13 @@ import imaplib
 import re
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
 from .certificate import CertificateChangedError, fingerprint, normalize_pin
-from .connection import Deadline, run_bounded, tls_context
+from .connection import Deadline, Watchdog, run_bounded, tls_context
 from .settings import ENCRYPTIONS
 from .texts import _lt
 from .transcript import MASK, Transcript, secret_forms
@@ -37,9 +36,6 @@ DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
 # backs off so that a long wait costs the server a handful of searches.
 _FIRST_POLL = 0.1
 _MAX_POLL = 2.0
-# The watchdog fires a little after the deadline: normally the socket
-# time-out, set to the remaining time, has already ended the wait.
-_WATCHDOG_GRACE = 0.1
 # Most seconds added to the wait for reading and deleting a message found at
 # its end, and logging out.
 _CLEANUP_TIME = 5.0
@@ -280,10 +276,7 @@ class ImapSession(imaplib.IMAP4):
         self.ssl_context = (
             tls_context(settings) if settings.encryption != "none" else None
         )
-        self.watchdog_fired = False
-        self._watchdog = None
-        self._watch_socket = None
-        self._watch_lock = threading.Lock()
+        self.watchdog = Watchdog("imap-roundtrip-watchdog")
         try:
             super().__init__(settings.host, settings.port, timeout=deadline.remaining())
         except BaseException:
@@ -292,37 +285,9 @@ class ImapSession(imaplib.IMAP4):
 
     # -- deadline -------------------------------------------------------------
 
-    def _arm_watchdog(self, sock):
-        # As the SMTP session's: a duplicate descriptor survives TLS
-        # wrapping, and shutting it down ends a read that a server trickling
-        # bytes would otherwise keep alive past the deadline.
-        self._watch_socket = sock.dup()
-        self._watchdog = threading.Timer(
-            max(self.deadline.remaining(), 0) + _WATCHDOG_GRACE, self._on_deadline
-        )
-        self._watchdog.name = "imap-roundtrip-watchdog"
-        self._watchdog.daemon = True
-        self._watchdog.start()
-
-    def _on_deadline(self):
-        with self._watch_lock:
-            if self._watch_socket is None:
-                return
-            self.watchdog_fired = True
-            with contextlib.suppress(OSError):
-                self._watch_socket.shutdown(socket.SHUT_RDWR)
-
     def disarm_watchdog(self):
         """Stop the watchdog and close its descriptor."""
-        with self._watch_lock:
-            timer, self._watchdog = self._watchdog, None
-            watch_socket, self._watch_socket = self._watch_socket, None
-        if timer is not None:
-            timer.cancel()
-            if timer is not threading.current_thread():
-                timer.join()
-        if watch_socket is not None:
-            watch_socket.close()
+        self.watchdog.disarm()
 
     # -- imaplib hooks ----------------------------------------------------------
 
@@ -337,7 +302,7 @@ class ImapSession(imaplib.IMAP4):
             socket.SOCK_STREAM,
         )
         sock = self._connect_any(addresses)
-        self._arm_watchdog(sock)
+        self.watchdog.arm(sock, self.deadline)
         if self.settings.encryption == "ssl":
             self.step = RoundTripStep.TLS
             try:
