@@ -6,23 +6,15 @@ the web client or a script could. Odoo's queue sends as its cron would, to
 SMTP servers on loopback, and the tests look at what those servers received.
 """
 
-import tempfile
 import unittest
 from datetime import timedelta
-from unittest.mock import patch
 
 from odoo import fields
 from odoo.tests import Form, HttpCase, new_test_user, tagged
 from odoo.tests.common import JsonRpcException
-from odoo.tools import config, mute_logger
+from odoo.tools import mute_logger
 
-from odoo.addons.base.models.ir_mail_server import IrMail_Server
-from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
-from odoo.addons.email_account.smtp_engine.tests.servers import (
-    LoopbackSmtpServer,
-    make_test_certificates,
-    refused_port,
-)
+from .common import LoopbackSendingMixin
 
 ALICE_LOGIN = "alice@example.com"
 ALICE_PASSWORD = "Alice-Mailbox-Pa55"
@@ -30,34 +22,13 @@ PERSONAL_PARAM = "email_account.personal_accounts"
 RATE_PARAM = "email_account.personal_rate_limit"
 
 
-class EmailAccountPersonalCase(HttpCase):
+class EmailAccountPersonalCase(LoopbackSendingMixin, HttpCase):
     """Two salespeople, a manager, Alice's mailbox server and a catch-all."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env = cls.env(context=dict(cls.env.context, **DISABLED_MAIL_CONTEXT))
-        # Alice's mailbox takes a login: over STARTTLS, with a certificate
-        # of a test authority that Odoo is told to trust.
-        cls.certs = make_test_certificates(
-            cls.enterClassContext(tempfile.TemporaryDirectory())
-        )
-        cls.startClassPatcher(
-            patch.dict(
-                config.options,
-                {
-                    "smtp_server": "127.0.0.1",
-                    "smtp_port": refused_port(),
-                    "email_account_ca_file": str(cls.certs.ca_cert),
-                },
-            )
-        )
-        cls.smtp_alice = cls.enterClassContext(
-            LoopbackSmtpServer(
-                tls="starttls", certs=cls.certs, auth={ALICE_LOGIN: ALICE_PASSWORD}
-            )
-        )
-        cls.smtp_default = cls.enterClassContext(LoopbackSmtpServer())
+        cls.smtp_alice = cls.login_server({ALICE_LOGIN: ALICE_PASSWORD})
         salesman = (
             "sales_team.group_sale_salesman"
             if cls.env.ref("sales_team.group_sale_salesman", raise_if_not_found=False)
@@ -75,27 +46,9 @@ class EmailAccountPersonalCase(HttpCase):
             login="personal_manager",
             groups="email_account.group_email_account_manager",
         )
-        cls.default_server = cls.env["ir.mail_server"].create(
-            {
-                "name": "Catch-all",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": cls.smtp_default.port,
-                "sequence": 20,
-            }
-        )
-        cls.customer = cls.env["res.partner"].create(
-            {"name": "Customer", "email": "customer@example.org"}
-        )
 
-    def setUp(self):
-        super().setUp()
-        patcher = patch.object(IrMail_Server, "_disable_send", return_value=False)
-        patcher.start()
-        self.addCleanup(patcher.stop)
-        for server in (self.smtp_alice, self.smtp_default):
-            server.messages.clear()
-            server.commands.clear()
-            server.connections = 0
+    def loopback_servers(self):
+        return [self.smtp_alice, self.smtp_default]
 
     def call(self, model, method, *args, **kwargs):
         return self.make_jsonrpc_request(
