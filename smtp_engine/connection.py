@@ -464,15 +464,19 @@ class SmtpSession(smtplib.SMTP):
         carries a command, let alone a password.
         """
         sock = sock or self.sock
-        cipher = (sock.cipher() or ("?",))[0]
-        text = f"TLS established ({sock.version()}, {cipher})"
-        pin = self.settings.pinned_certificate
-        if pin:
-            der = sock.getpeercert(binary_form=True) or b""
-            if fingerprint(der) != pin:
-                raise CertificateChangedError(der, pin)
-            text += ", pinned certificate"
-        self.transcript.event(text)
+        self.transcript.event(tls_established(sock, self.settings.pinned_certificate))
+
+
+def tls_established(sock, pin):
+    """Return how ``sock`` is secured; raise if its certificate is not ``pin``."""
+    cipher = (sock.cipher() or ("?",))[0]
+    text = f"TLS established ({sock.version()}, {cipher})"
+    if pin:
+        der = sock.getpeercert(binary_form=True) or b""
+        if fingerprint(der) != pin:
+            raise CertificateChangedError(der, pin)
+        text += ", pinned certificate"
+    return text
 
 
 def establish(session):

@@ -25,8 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .certificate import CertificateChangedError, fingerprint, normalize_pin
-from .connection import Deadline, Watchdog, run_bounded, tls_context
+from .certificate import CertificateChangedError, normalize_pin
+from .connection import (
+    Deadline,
+    Watchdog,
+    run_bounded,
+    tls_context,
+    tls_established,
+)
 from .settings import ENCRYPTIONS
 from .texts import _lt
 from .transcript import MASK, Transcript, secret_forms
@@ -330,15 +336,7 @@ class ImapSession(imaplib.IMAP4):
         raise last_error or OSError("no address to connect to")
 
     def _secured(self, sock):
-        cipher = (sock.cipher() or ("?",))[0]
-        text = f"TLS established ({sock.version()}, {cipher})"
-        pin = self.settings.pinned_certificate
-        if pin:
-            der = sock.getpeercert(binary_form=True) or b""
-            if fingerprint(der) != pin:
-                raise CertificateChangedError(der, pin)
-            text += ", pinned certificate"
-        self.transcript.event(text)
+        self.transcript.event(tls_established(sock, self.settings.pinned_certificate))
 
     def _bound(self):
         if self.sock is not None:
