@@ -41,7 +41,8 @@ LOCKS = """
       FROM pg_locks l
       JOIN pg_class c ON c.oid = l.relation
       JOIN pg_stat_activity a ON a.pid = l.pid
-     WHERE a.datname = %s AND l.pid <> pg_backend_pid() AND c.relkind = 'r'
+     WHERE a.datname = %s AND a.backend_type = 'client backend'
+       AND l.pid <> pg_backend_pid() AND c.relkind = 'r'
        AND l.mode IN ('RowShareLock', 'RowExclusiveLock')
 """
 
