@@ -171,3 +171,15 @@ class OdooBench:
 
         with registry.cursor() as cr:
             yield api.Environment(cr, uid, context or {})
+
+
+def run_cron(env, cron_id):
+    """Run a scheduled action as the cron worker would; stop if it failed.
+
+    ``method_direct_trigger`` runs the job in a cursor of its own, as its
+    own user, and answers an error as an action rather than raising it.
+    """
+    answer = env["ir.cron"].browse(cron_id).method_direct_trigger()
+    if isinstance(answer, dict) and answer.get("tag") == "display_exception":
+        cause = answer["params"]["data"]
+        raise SystemExit(f"the scheduled action failed: {cause.get('message')}")

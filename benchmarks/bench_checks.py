@@ -29,7 +29,7 @@ import threading
 import time
 
 from _common import fail_on_threads_left, running_threads
-from _odoo import OdooBench, skip_without_odoo
+from _odoo import OdooBench, run_cron, skip_without_odoo
 from _servers import SlowServer
 
 CHECK_ACTION = "email_account.email_account_action_check_settings"
@@ -147,7 +147,7 @@ def measure(bench, registry, server, ids):
                     break
                 if runs > 2 * len(ids):
                     raise SystemExit("the checks did not end")
-                env["ir.cron"].browse(cron).method_direct_trigger()
+                run_cron(env, cron)
                 runs += 1
         finished = time.perf_counter()
     conversations = server.conversations[seen:]
@@ -196,7 +196,6 @@ def main(argv=None):
             shift = round_ % len(cases)
             for name, ids in cases[shift:] + cases[:shift]:
                 rows.setdefault(name, []).append(measure(bench, registry, server, ids))
-        registry = None
     fail_on_threads_left(threads_before)
     report(rows, args)
     print(f"\nwhole run: {time.perf_counter() - overall:.0f} s")
