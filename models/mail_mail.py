@@ -17,6 +17,8 @@ from .ir_mail_server import CONNECTION_FAILURE, QUEUE_ROUTED_KEY, sending_failur
 # Minutes to wait before each new attempt after a temporary failure; after
 # the last one a person decides.
 RETRY_DELAYS = (5, 15, 60, 240, 720)
+# Within one send(): who may use which servers, asked once per sender.
+USABLE_MEMO_KEY = "email_account_usable_servers"
 # Failures without a server reply that mean "unreachable for now".
 TEMPORARY_HINTS = frozenset(
     {"timeout", "connection_refused", "disconnected", "dns_failed"}
@@ -55,7 +57,27 @@ class MailMail(models.Model):
     # -- end of retries: fields
 
     def _filter_mail_mail_servers(self, mail_servers):
-        mail_servers = super()._filter_mail_mail_servers(mail_servers)
+        memo = self.env.cr.cache.get(USABLE_MEMO_KEY)
+        if memo is None:
+            return self._email_account_filter_servers(
+                super()._filter_mail_mail_servers(mail_servers)
+            )
+        # Core asks once per mail, with the same servers each time, and
+        # both its rule and ours depend only on who created the messages.
+        key = (
+            frozenset(mail_servers.ids),
+            frozenset(
+                (message.create_uid.id, message.message_type == "email")
+                for message in self.sudo().mail_message_id
+            ),
+        )
+        if key not in memo:
+            memo[key] = self._email_account_filter_servers(
+                super()._filter_mail_mail_servers(mail_servers)
+            ).ids
+        return mail_servers.browse(memo[key])
+
+    def _email_account_filter_servers(self, mail_servers):
         accounts = mail_servers.sudo().email_account_id
         for message in self.sudo().mail_message_id:
             if not accounts:
@@ -94,11 +116,15 @@ class MailMail(models.Model):
             )
         mails = (self - refused)._email_account_throttle()
         mails = mails.with_context(**{QUEUE_ROUTED_KEY: True})
-        return super(MailMail, mails).send(
-            auto_commit=auto_commit,
-            raise_exception=raise_exception,
-            post_send_callback=post_send_callback,
-        )
+        self.env.cr.cache[USABLE_MEMO_KEY] = {}
+        try:
+            return super(MailMail, mails).send(
+                auto_commit=auto_commit,
+                raise_exception=raise_exception,
+                post_send_callback=post_send_callback,
+            )
+        finally:
+            self.env.cr.cache.pop(USABLE_MEMO_KEY, None)
 
     # --- Personal accounts: rate limit ------------------------------------
     #

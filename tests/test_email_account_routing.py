@@ -172,6 +172,21 @@ class TestEmailAccountRouting(EmailAccountRoutingCase):
         self.assertEqual(self.smtp_support.messages[0].auth_login, None)
         self.assertFalse(self.smtp_default.messages)
 
+    def test_one_batch_of_several_senders_is_routed_per_sender(self):
+        # The queue remembers, within one run, which servers each sender may
+        # use: a sender who may not use the account still goes elsewhere.
+        outsider = new_test_user(self.env, login="routing_outsider")
+        allowed = self.queue_mail("sales@example.com", subject="Allowed")
+        other = self.queue_mail("sales@example.com", user=outsider, subject="Other")
+        (allowed | other).send()
+
+        self.assertEqual(
+            [m.message["Subject"] for m in self.smtp_sales.messages], ["Allowed"]
+        )
+        self.assertEqual(
+            [m.message["Subject"] for m in self.smtp_default.messages], ["Other"]
+        )
+
     def test_other_senders_do_not_use_accounts(self):
         self.queue_mail("someone@example.net").send()
         self.assertOnlyReceivedBy(self.smtp_default)
