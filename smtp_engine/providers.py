@@ -55,6 +55,13 @@ GREEK_ISP_NOTE = _lt(
     "from their own network."
 )
 
+# Zoho's two data centres need the same.
+ZOHO_NOTE = _lt(
+    "Zoho Mail: SMTP access must be allowed in the mail settings, "
+    "and with two-factor authentication Zoho accepts only an "
+    "application-specific password."
+)
+
 PROVIDERS = (
     Provider(
         key="google",
@@ -152,11 +159,7 @@ PROVIDERS = (
         host="smtp.zoho.eu",
         port=465,
         encryption="ssl",
-        note=_lt(
-            "Zoho Mail: SMTP access must be allowed in the mail settings, "
-            "and with two-factor authentication Zoho accepts only an "
-            "application-specific password."
-        ),
+        note=ZOHO_NOTE,
     ),
     Provider(
         key="zoho",
@@ -166,11 +169,7 @@ PROVIDERS = (
         host="smtp.zoho.com",
         port=465,
         encryption="ssl",
-        note=_lt(
-            "Zoho Mail: SMTP access must be allowed in the mail settings, "
-            "and with two-factor authentication Zoho accepts only an "
-            "application-specific password."
-        ),
+        note=ZOHO_NOTE,
     ),
     # Greek providers: domains only (see the module's docstring). OTE's
     # mailgate.otenet.gr is the outgoing server its customers have long
