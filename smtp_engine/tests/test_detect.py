@@ -5,6 +5,8 @@ served by a loopback HTTP server, and the probe talks to loopback SMTP
 servers that each support one combination of port and security.
 """
 
+import contextlib
+import socket
 import time
 
 import pytest
@@ -453,6 +455,40 @@ def test_probe_stops_once_nothing_can_beat_the_best(probe_servers, probe_options
     ssl_server, _starttls, _plain = probe_servers
     with SilentServer() as silent:
         combinations = ((ssl_server.port, "ssl"), (silent.port, "starttls"))
+
+        started = time.monotonic()
+        found = detect_settings(EMAIL, 10, probe_options(combinations)).settings
+        elapsed = time.monotonic() - started
+
+    assert found.port == ssl_server.port
+    assert elapsed < 3
+
+
+@contextlib.contextmanager
+def unanswered_port():
+    """A loopback port where a connect gets no answer: its queue is full."""
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.socket())
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = listener.getsockname()
+        for _ in range(3):
+            queued = stack.enter_context(socket.socket())
+            queued.setblocking(False)
+            queued.connect_ex(address)
+        check = stack.enter_context(socket.socket())
+        check.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            check.connect(address)
+        yield address[1]
+
+
+def test_probe_stops_connecting_once_nothing_can_beat_the_best(
+    probe_servers, probe_options
+):
+    ssl_server, _starttls, _plain = probe_servers
+    with unanswered_port() as port:
+        combinations = ((ssl_server.port, "ssl"), (port, "starttls"))
 
         started = time.monotonic()
         found = detect_settings(EMAIL, 10, probe_options(combinations)).settings
