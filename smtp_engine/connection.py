@@ -79,31 +79,41 @@ class Deadline:
 
 
 class Watchdog:
-    """Shuts a connection down a little after its deadline.
+    """Shuts a connection down a little after its deadline, or when stopped.
 
     The socket time-out, set to the time left, normally ends a wait first;
     the watchdog stops what it cannot, a server trickling bytes one by one.
     It holds a duplicate descriptor, which stays valid whatever happens to
     the socket object (TLS wrapping detaches it), and shutting that down
-    ends any read or write in progress on the connection.
+    ends any connect, read or write in progress on the connection.
     """
 
     def __init__(self, name):
         self.name = name
         self.fired = False
+        self.stopped = False
         self._timer = None
         self._socket = None
         self._lock = threading.Lock()
 
     def arm(self, sock, deadline):
         """Watch ``sock`` until ``deadline`` (a ``Deadline``) has passed."""
-        self._socket = sock.dup()
+        with self._lock:
+            if self.stopped:
+                raise TimeoutError("the connection was stopped")
+            self._socket = sock.dup()
         self._timer = threading.Timer(
             max(deadline.remaining(), 0) + _WATCHDOG_GRACE, self._fire
         )
         self._timer.name = self.name
         self._timer.daemon = True
         self._timer.start()
+
+    def stop(self):
+        """Shut the connection down now, and refuse to watch another."""
+        with self._lock:
+            self.stopped = True
+        self._fire()
 
     def _fire(self):
         with self._lock:
@@ -172,17 +182,21 @@ def _format_address(sockaddr):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _connect_any(addresses, deadline, transcript):
+def _connect_any(addresses, deadline, transcript, watchdog=None):
     last_error = None
     for family, kind, proto, _name, sockaddr in addresses:
         sock = None
         try:
             sock = socket.socket(family, kind, proto)
+            if watchdog is not None:
+                watchdog.arm(sock, deadline)
             sock.settimeout(deadline.socket_timeout())
             sock.connect(sockaddr)
         except OSError as exc:
             if sock is not None:
                 sock.close()
+            if watchdog is not None:
+                watchdog.disarm()
             transcript.event(f"Connecting to {_format_address(sockaddr)}: {exc}")
             last_error = exc
             if deadline.expired():
@@ -215,24 +229,32 @@ def _local_hostname(sock, deadline):
 def tls_context(settings):
     """Return the client TLS context for ``settings``.
 
-    Certificates and host names are verified against the system's trusted
-    authorities plus ``settings.cafile``, unless a certificate is pinned:
-    then the session compares the certificate with the pin instead.
-    Loading the system's authorities costs tens of milliseconds, several
-    times a whole SMTP exchange on a fast network, so contexts are shared
-    between connections: an ``SSLContext`` may serve many sockets and
-    threads at once. A changed CA file gives a new context.
+    Certificates and host names are verified (``verified_tls_context``),
+    unless a certificate is pinned: then the session compares the
+    certificate with the pin instead.
     """
     if settings.pinned_certificate:
         return unverified_tls_context()
+    return verified_tls_context(settings.cafile)
+
+
+def verified_tls_context(cafile=None):
+    """Return a TLS context that verifies certificates and host names.
+
+    It trusts the system's authorities plus ``cafile``. Loading the
+    system's authorities costs tens of milliseconds, several times a whole
+    SMTP exchange on a fast network, so contexts are shared between
+    connections: an ``SSLContext`` may serve many sockets and threads at
+    once. A changed CA file gives a new context.
+    """
     cafile_stamp = None
-    if settings.cafile:
+    if cafile:
         try:
-            stat = os.stat(settings.cafile)
+            stat = os.stat(cafile)
         except OSError as exc:
-            raise ValueError(f"cannot load CA file {settings.cafile}: {exc}") from exc
+            raise ValueError(f"cannot load CA file {cafile}: {exc}") from exc
         cafile_stamp = (stat.st_mtime_ns, stat.st_size)
-    return _shared_tls_context(settings.cafile, cafile_stamp)
+    return _shared_tls_context(cafile, cafile_stamp)
 
 
 @functools.lru_cache(maxsize=16)
@@ -248,7 +270,10 @@ def _shared_tls_context(cafile, _cafile_stamp):
 
 @functools.cache
 def unverified_tls_context():
-    """Return a TLS context that accepts any certificate, for pinning only."""
+    """Return a TLS context that accepts any certificate.
+
+    For pinning, and for reading what a server offers without trusting it.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -289,7 +314,8 @@ class _ReplyReader:
         self._lines, self._size = (
             (self._lines + 1, self._size + len(line)) if more else (0, 0)
         )
-        if self._lines > _MAX_REPLY_LINES or self._size > _MAX_REPLY_BYTES:
+        too_many = self._lines > self._session.max_reply_lines
+        if too_many or self._size > _MAX_REPLY_BYTES:
             raise smtplib.SMTPResponseException(500, "Reply too long.")
         return line
 
@@ -308,16 +334,32 @@ class SmtpSession(smtplib.SMTP):
     ``_get_socket``, through which ``connect()`` opens the connection;
     ``_host``, the TLS server name of ``starttls()``, which only
     ``__init__`` sets; ``_auth_challenge_count``, read by ``auth_login()``.
+
+    ``address`` is the IP address to connect to, when the caller has looked
+    ``settings.host`` up itself; TLS still verifies the host name.
+    ``watchdog`` replaces the session's own, for a caller that also stops
+    connections before their deadline.
     """
 
-    def __init__(self, settings, transcript=None, deadline=None, ssl_context=None):
+    max_reply_lines = _MAX_REPLY_LINES
+
+    def __init__(
+        self,
+        settings,
+        transcript=None,
+        deadline=None,
+        ssl_context=None,
+        watchdog=None,
+        address=None,
+    ):
         self.settings = settings
+        self.address = address
         self.step = Step.RESOLVE
         self.transcript = transcript or Transcript(
             secret_forms(settings.credentials(), settings.secrets())
         )
         self.deadline = deadline
-        self.watchdog = Watchdog("smtp-engine-watchdog")
+        self.watchdog = watchdog or Watchdog("smtp-engine-watchdog")
         if ssl_context is None and settings.encryption != "none":
             ssl_context = tls_context(settings)
         self.ssl_context = ssl_context
@@ -336,10 +378,6 @@ class SmtpSession(smtplib.SMTP):
         """Give the socket what is left of the deadline as its time-out."""
         if self.deadline is not None and self.sock is not None:
             self.sock.settimeout(self.deadline.socket_timeout())
-
-    def _arm_watchdog(self, sock):
-        if self.deadline is not None:
-            self.watchdog.arm(sock, self.deadline)
 
     def _disarm_watchdog(self):
         self.watchdog.disarm()
@@ -365,11 +403,11 @@ class SmtpSession(smtplib.SMTP):
         # constructor sets; this session connects later, by ``connect()``.
         self._host = host
         self.step = Step.RESOLVE
-        addresses = _resolve(host, port, deadline)
+        addresses = _resolve(self.address or host, port, deadline)
         self.step = Step.CONNECT
-        sock = _connect_any(addresses, deadline, self.transcript)
+        watchdog = self.watchdog if self.deadline is not None else None
+        sock = _connect_any(addresses, deadline, self.transcript, watchdog)
         try:
-            self._arm_watchdog(sock)
             if self.settings.local_hostname is None:
                 self.local_hostname = _local_hostname(sock, deadline)
             if self.settings.encryption == "ssl":
