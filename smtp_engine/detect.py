@@ -13,46 +13,46 @@ gives an outgoing server wins:
 5. a probe of the usual ports of ``smtp.<domain>`` and ``mail.<domain>``, in
    parallel, which proposes the best combination that answers.
 
-Everything runs under one deadline. The probe never sends a credential: it
-connects, reads the greeting, says EHLO, does the TLS handshake (directly or
-after STARTTLS) and leaves. A combination whose certificate does not verify
-still answers, but comes after every one whose certificate does.
+Everything runs under one deadline. The probe sets a connection up as the
+sending check does (``connection.establish``: greeting, EHLO, TLS directly or
+after STARTTLS) and leaves before any login: it never sends a credential. A
+combination whose certificate does not verify still answers, but comes after
+every one whose certificate does.
 
 Name look-ups go through dnspython's resolver, never the system's
 ``getaddrinfo``: the resolver, like every URL, is an option, so that tests
 point everything at loopback servers.
 """
 
+import concurrent.futures
 import contextlib
-import functools
 import http.client
 import ipaddress
 import re
 import socket
 import ssl
 import threading
-import time
 import urllib.parse
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
 from xml.etree import ElementTree
 
 import dns.exception
 import dns.resolver
 
-from .connection import Deadline
-from .providers import (
-    Provider,
-    provider_for_domain,
-    provider_for_host,
-    provider_for_mx,
+from .connection import (
+    Deadline,
+    SmtpSession,
+    Watchdog,
+    establish,
+    unverified_tls_context,
+    verified_tls_context,
 )
+from .providers import Provider, provider_for_domain, provider_for_host, provider_for_mx
+from .settings import SmtpSettings
 from .texts import SECURITY_LABELS, _lt, render
 
-SUBMISSION_RECORDS = (
-    ("_submissions._tcp", "ssl"),
-    ("_submission._tcp", "starttls"),
-)
+SUBMISSION_RECORDS = (("_submissions._tcp", "ssl"), ("_submission._tcp", "starttls"))
 # HTTPS only by default: a configuration file fetched in clear text could be
 # replaced on the way, and would send the password to another server.
 AUTOCONFIG_URLS = (
@@ -75,7 +75,6 @@ _SOCKET_TYPES = {"SSL": "ssl", "STARTTLS": "starttls", "PLAIN": "none"}
 # Authentication methods of the autoconfig format that a password serves.
 _PASSWORD_AUTH = {"password-cleartext", "password-encrypted", "plain", "none"}
 _MAX_DOCUMENT = 256 * 1024
-_MAX_LINE = 8192
 _MAX_REPLY_LINES = 100
 _MAX_PROBES = 16
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
@@ -100,12 +99,6 @@ NOT_FOUND_TEXT = _lt(
     "No settings were found for %(domain)s: no DNS record, configuration file "
     "or known provider, and no server answered on the usual ports. Enter the "
     "SMTP server, port and security that the provider documents."
-)
-DETECT_TEXTS = (
-    *SOURCE_TEXTS.values(),
-    UNVERIFIED_TEXT,
-    NOT_FOUND_TEXT,
-    *SECURITY_LABELS.values(),
 )
 
 
@@ -155,37 +148,26 @@ class Detection:
     settings: DetectedSettings | None
     log: tuple[str, ...] = ()
     elapsed: float = 0.0
-    provider: Provider | None = field(default=None)
+    provider: Provider | None = None
 
     def describe(self, translate=lambda text: text):
         """Return, translated, where the settings came from and what to know."""
         found = self.settings
+        provider = (found and found.provider) or self.provider
         if found is None:
             lines = [render(NOT_FOUND_TEXT, translate, {"domain": self.domain})]
         else:
-            provider = found.provider or self.provider
-            lines = [
-                render(
-                    SOURCE_TEXTS[found.source],
-                    translate,
-                    {
-                        "detail": found.detail,
-                        "provider": provider.name if provider else "",
-                        "host": found.host,
-                        "port": found.port,
-                        "security": translate(SECURITY_LABELS[found.encryption]),
-                    },
-                )
-            ]
+            values = {
+                "detail": found.detail,
+                "provider": provider.name if provider else "",
+                "host": found.host,
+                "port": found.port,
+                "security": translate(SECURITY_LABELS[found.encryption]),
+                "reason": found.certificate_error,
+            }
+            lines = [render(SOURCE_TEXTS[found.source], translate, values)]
             if found.certificate_error:
-                lines.append(
-                    render(
-                        UNVERIFIED_TEXT,
-                        translate,
-                        {"host": found.host, "reason": found.certificate_error},
-                    )
-                )
-        provider = (found and found.provider) or self.provider
+                lines.append(render(UNVERIFIED_TEXT, translate, values))
         if provider and provider.note:
             lines.append(translate(provider.note))
         return "\n".join(lines)
@@ -236,56 +218,45 @@ def detect_settings(email, timeout=30.0, options=None):
     """
     domain = address_domain(email)
     run = _Run(options or DetectOptions(), Deadline(timeout))
-    with run:
-        found = run.detect(domain, email.strip())
+    found = run.detect(domain, email.strip())
     return Detection(
         domain=domain,
         settings=found,
         log=tuple(run.log),
-        elapsed=time.monotonic() - run.started,
+        elapsed=timeout - run.deadline.remaining(),
         provider=run.provider,
     )
 
 
 class _Run:
-    """One detection: its deadline, resolver, open sockets and log."""
+    """One detection: its deadline, resolver, open connections and log."""
 
     def __init__(self, options, deadline):
         self.options = options
         self.deadline = deadline
-        self.started = time.monotonic()
         self.resolver = options.resolver or dns.resolver.Resolver()
         self.log = []
         self.provider = None
-        self._lock = threading.Lock()
-        self._sockets = set()
-        self._aborted = False
-        self._watchdog = None
+        self.lock = threading.Lock()
+        self.watchdogs = []
+        self.stopped = False
 
-    # -- deadline and sockets ----------------------------------------------
+    def watchdog(self):
+        """Return a watchdog for one connection, which ``stop`` stops too."""
+        watchdog = Watchdog("smtp-engine-detect-watchdog")
+        with self.lock:
+            self.watchdogs.append(watchdog)
+            if self.stopped:
+                watchdog.stop()
+        return watchdog
 
-    def __enter__(self):
-        # At the deadline every socket still open is shut down: no source
-        # and no probe can hold the caller past it.
-        self._watchdog = threading.Timer(self.deadline.remaining(), self.abort)
-        self._watchdog.name = "smtp-engine-detect-watchdog"
-        self._watchdog.daemon = True
-        self._watchdog.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self._watchdog.cancel()
-        self._watchdog.join()
-        self.abort()
-
-    def abort(self):
-        """Shut down every open socket; later connections fail at once."""
-        with self._lock:
-            self._aborted = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def stop(self):
+        """Shut every connection down; later connections fail at once."""
+        with self.lock:
+            self.stopped = True
+            watchdogs = list(self.watchdogs)
+        for watchdog in watchdogs:
+            watchdog.stop()
 
     def step_wait(self):
         """The longest one source may wait: a quarter of the time, at most.
@@ -294,50 +265,19 @@ class _Run:
         """
         return min(self.deadline.socket_timeout(), max(self.deadline.seconds / 4, 1))
 
-    def open(self, address, port, timeout=None):
-        """Return a TCP socket connected to ``address`` and its watch.
-
-        The watch is a duplicate of the socket that ``abort`` shuts down,
-        which ends any wait on the socket, even once TLS has wrapped it.
-        The caller closes the socket and hands the watch to ``forget``.
-        """
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        watch = sock.dup()
-        with self._lock:
-            aborted = self._aborted
-            if not aborted:
-                self._sockets.add(watch)
-        try:
-            if aborted:
-                raise TimeoutError("detection stopped")
-            sock.settimeout(timeout or self.deadline.socket_timeout())
-            sock.connect((address, port))
-        except BaseException:
-            sock.close()
-            self.forget(watch)
-            raise
-        return sock, watch
-
-    def forget(self, watch):
-        """Stop watching a socket that ``open`` returned."""
-        with self._lock:
-            self._sockets.discard(watch)
-        watch.close()
-
     def note(self, text):
-        with self._lock:
+        with self.lock:
             self.log.append(text)
 
     # -- name look-ups -------------------------------------------------------
 
-    def query(self, name, rdtype, lifetime=None):
+    def query(self, name, rdtype):
         """Return the records of ``name``, none when it has none or is unknown."""
         try:
             answer = self.resolver.resolve(
                 name,
                 rdtype,
-                lifetime=lifetime or self.step_wait(),
+                lifetime=self.step_wait(),
                 search=False,
                 raise_on_no_answer=False,
             )
@@ -362,10 +302,18 @@ class _Run:
     # -- sources -------------------------------------------------------------
 
     def detect(self, domain, email):
+        email = urllib.parse.quote(email, safe="@")
+        autoconfig = [
+            url.format(domain=domain, email=email)
+            for url in self.options.autoconfig_urls
+        ]
+        ispdb = self.options.ispdb_url
         steps = (
             lambda: self.from_srv(domain),
-            lambda: self.from_autoconfig(domain, email),
-            lambda: self.from_ispdb(domain),
+            lambda: self.from_config_files(autoconfig, "autoconfig"),
+            lambda: self.from_config_files(
+                [ispdb.format(domain=domain)] if ispdb else [], "ispdb"
+            ),
             lambda: self.from_provider(domain),
             lambda: self.from_probe(domain),
         )
@@ -376,18 +324,11 @@ class _Run:
             found = step()
             if found is not None:
                 self.note(f"{source}: {found.host}:{found.port} {found.encryption}")
-                return self.with_provider(found, domain)
+                provider = found.provider or provider_for_domain(domain)
+                provider = provider or provider_for_host(found.host) or self.provider
+                return replace(found, provider=provider)
             self.note(f"{source}: nothing")
         return None
-
-    def with_provider(self, found, domain):
-        if found.provider is not None:
-            return found
-        provider = provider_for_domain(domain) or provider_for_host(found.host)
-        provider = provider or self.provider
-        if provider is None:
-            return found
-        return DetectedSettings(**{**found.__dict__, "provider": provider})
 
     def from_srv(self, domain):
         for prefix, encryption in SUBMISSION_RECORDS:
@@ -397,39 +338,30 @@ class _Run:
             records.sort(key=lambda r: (r.priority, -r.weight))
             for record in records:
                 host = record.target.to_text(omit_final_dot=True).lower()
-                # A target of "." says the service is not offered (RFC 6186).
-                if host and host != "." and _valid_host(host) and record.port:
+                # A target of "." (not a valid host) says the service is not
+                # offered (RFC 6186).
+                if _valid_host(host) and record.port:
                     return DetectedSettings(
                         host, record.port, encryption, "srv", detail=name
                     )
         return None
 
-    def from_autoconfig(self, domain, email):
-        urls = [
-            template.format(domain=domain, email=urllib.parse.quote(email, safe="@"))
-            for template in self.options.autoconfig_urls
-        ]
+    def from_config_files(self, urls, source):
+        """The settings of the first of ``urls`` whose file gives a server.
+
+        The files are fetched in parallel, as mail clients do.
+        """
         if not urls:
             return None
         wait_for = self.step_wait()
-        # In parallel, as mail clients do; the first URL that answers wins.
         with ThreadPoolExecutor(
-            max_workers=len(urls), thread_name_prefix="smtp-engine-autoconfig"
+            max_workers=len(urls), thread_name_prefix=f"smtp-engine-{source}"
         ) as pool:
             results = list(pool.map(lambda url: self.config_file(url, wait_for), urls))
-        for url, found in zip(urls, results, strict=True):
-            if found is not None:
-                return DetectedSettings(*found, "autoconfig", detail=url)
-        return None
-
-    def from_ispdb(self, domain):
-        if not self.options.ispdb_url:
-            return None
-        url = self.options.ispdb_url.format(domain=domain)
-        found = self.config_file(url, self.step_wait())
-        if found is None:
-            return None
-        return DetectedSettings(*found, "ispdb", detail=url)
+        answers = zip(urls, results, strict=True)
+        return next(
+            (DetectedSettings(*r, source, detail=url) for url, r in answers if r), None
+        )
 
     def from_provider(self, domain):
         provider = provider_for_domain(domain)
@@ -462,7 +394,7 @@ class _Run:
         if document is None:
             return None
         try:
-            return parse_client_config(document, url_domain(url))
+            return parse_client_config(document, urllib.parse.urlsplit(url).hostname)
         except (ElementTree.ParseError, ValueError) as exc:
             self.note(f"GET {url}: not a usable configuration file: {exc}")
             return None
@@ -472,167 +404,161 @@ class _Run:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an HTTP URL: {url}")
+        addresses = self.addresses(parts.hostname)
+        if not addresses:
+            self.note(f"GET {url}: {parts.hostname} not found")
+            return None
         tls = None
         if parts.scheme == "https":
-            tls = _tls_context(self.options.cafile)
-        port = parts.port or (443 if tls else 80)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        for address in self.addresses(parts.hostname):
-            connection = _AddressedConnection(
-                self, parts.hostname, port, address, wait_for, tls
+            tls = verified_tls_context(self.options.cafile)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection = _AddressedConnection(
+            self, parts.hostname, parts.port, addresses[0], wait_for, tls
+        )
+        try:
+            connection.request(
+                "GET", path, headers={"User-Agent": _USER_AGENT, "Accept": "text/xml"}
             )
-            try:
-                connection.request(
-                    "GET",
-                    path,
-                    headers={"User-Agent": _USER_AGENT, "Accept": "text/xml"},
-                )
-                response = connection.getresponse()
-                if response.status != 200:
-                    self.note(f"GET {url}: HTTP {response.status}")
-                    return None
-                body = response.read(_MAX_DOCUMENT + 1)
-            finally:
-                connection.close()
-            if len(body) > _MAX_DOCUMENT:
-                raise ValueError("document too large")
-            return body
-        self.note(f"GET {url}: {parts.hostname} not found")
-        return None
+            response = connection.getresponse()
+            if response.status != 200:
+                self.note(f"GET {url}: HTTP {response.status}")
+                return None
+            body = response.read(_MAX_DOCUMENT + 1)
+        finally:
+            connection.close()
+        if len(body) > _MAX_DOCUMENT:
+            raise ValueError("document too large")
+        return body
 
     # -- probe ---------------------------------------------------------------
 
     def from_probe(self, domain):
-        hosts = list(
-            dict.fromkeys(
-                [*(self.provider.probe_hosts if self.provider else ())]
-                + [t.format(domain=domain) for t in self.options.probe_hosts]
-            )
-        )
-        jobs = []
-        for host_rank, host in enumerate(hosts):
-            addresses = self.addresses(host)
-            if not addresses:
+        provided = self.provider.probe_hosts if self.provider else ()
+        usual = [t.format(domain=domain) for t in self.options.probe_hosts]
+        hosts = list(dict.fromkeys([*provided, *usual]))
+        combinations = list(dict.fromkeys(self.options.probe_combinations))
+        addresses = {}
+        for host in hosts:
+            addresses[host] = self.addresses(host)
+            if not addresses[host]:
                 self.note(f"probe: {host} not found")
-                continue
-            for combo_rank, (port, encryption) in enumerate(
-                self.options.probe_combinations
-            ):
-                jobs.append(
-                    _Probe(host, addresses, port, encryption, combo_rank, host_rank)
-                )
+        jobs = [
+            DetectedSettings(host, port, encryption, "probe", detail=host)
+            for host in hosts
+            if addresses[host]
+            for port, encryption in combinations
+        ]
         if not jobs:
             return None
+
+        def rank(found, verified=None):
+            """Lower is better: verified TLS, then unverified TLS, then clear text.
+
+            ``verified``: the rank if the certificate did, or did not, verify.
+            """
+            if verified is None:
+                verified = not found.certificate_error
+            tier = 2 if found.encryption == "none" else 0 if verified else 1
+            combination = combinations.index((found.port, found.encryption))
+            return (tier, combination, hosts.index(found.host))
+
         best = None
         with ThreadPoolExecutor(
             max_workers=min(len(jobs), _MAX_PROBES),
             thread_name_prefix="smtp-engine-probe",
         ) as pool:
-            pending = {pool.submit(self.probe, job): job for job in jobs}
-            while pending:
-                done, _running = wait(
-                    pending,
-                    timeout=self.deadline.remaining(),
-                    return_when=FIRST_COMPLETED,
-                )
-                if not done:
-                    break
-                for future in done:
-                    job = pending.pop(future)
-                    if future.result() and (best is None or job.rank() < best.rank()):
-                        best = job
-                # Nothing still running can beat the best found: stop.
-                if best and all(j.best_rank() > best.rank() for j in pending.values()):
-                    break
+            pending = {pool.submit(self.probe, j, addresses[j.host]): j for j in jobs}
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                for future in as_completed(list(pending), self.deadline.remaining()):
+                    del pending[future]
+                    found = future.result()
+                    if found and (best is None or rank(found) < rank(best)):
+                        best = found
+                    # Nothing still running can beat the best found: stop.
+                    if best and all(
+                        rank(j, True) > rank(best) for j in pending.values()
+                    ):
+                        break
             for future in pending:
                 future.cancel()
-            self.abort()
-        if best is None:
-            return None
-        return DetectedSettings(
-            best.host,
-            best.port,
-            best.encryption,
-            "probe",
-            detail=best.host,
-            certificate_error=best.certificate_error,
-        )
+            self.stop()
+        return best
 
-    def probe(self, job):
-        """Return whether ``job``'s combination answers; sets its outcome."""
-        for address in job.addresses:
+    def probe(self, job, addresses):
+        """Return ``job`` if its combination answers at one of ``addresses``.
+
+        The probe greets, says EHLO and sets up TLS as ``job`` says, then
+        leaves: it never sends a credential. A certificate that does not
+        verify is returned in ``certificate_error``.
+        """
+        for address in addresses:
             try:
-                job.certificate_error = _probe_address(self, job, address)
+                try:
+                    self.say_hello(job, address)
+                except ssl.SSLCertVerificationError as exc:
+                    if job.encryption == "ssl":
+                        # The port speaks TLS; whether it speaks SMTP is seen
+                        # over a second connection that does not verify.
+                        self.say_hello(job, address, unverified_tls_context())
+                    reason = exc.verify_message or str(exc)
+                    return replace(job, certificate_error=reason)
+                return job
             except (OSError, ValueError) as exc:
                 self.note(
                     f"probe {job.host} [{address}]:{job.port} {job.encryption}: "
                     f"{type(exc).__name__}: {exc}"
                 )
                 if self.deadline.expired():
-                    return False
-                continue
-            job.answered = True
-            return True
-        return False
+                    return None
+        return None
 
-
-@dataclass
-class _Probe:
-    host: str
-    addresses: list
-    port: int
-    encryption: str
-    combo_rank: int
-    host_rank: int
-    answered: bool = False
-    certificate_error: str = ""
-
-    def _tier(self, verified):
-        if self.encryption == "none":
-            return 2
-        return 0 if verified else 1
-
-    def rank(self):
-        """Lower is better: verified TLS, then unverified TLS, then clear text."""
-        return (
-            self._tier(not self.certificate_error),
-            self.combo_rank,
-            self.host_rank,
+    def say_hello(self, job, address, ssl_context=None):
+        """Greet, say EHLO and set up TLS as ``job`` says at ``address``, QUIT."""
+        settings = SmtpSettings(
+            job.host,
+            job.port,
+            job.encryption,
+            cafile=self.options.cafile,
+            local_hostname=self.options.local_hostname,
         )
-
-    def best_rank(self):
-        """The rank this probe would have if it answered at its best."""
-        return (self._tier(True), self.combo_rank, self.host_rank)
+        session = SmtpSession(
+            settings,
+            deadline=self.deadline,
+            ssl_context=ssl_context,
+            watchdog=self.watchdog(),
+            address=address,
+        )
+        session.max_reply_lines = _MAX_REPLY_LINES
+        try:
+            establish(session)
+            # Politeness only: the answer, or its absence, changes nothing.
+            with contextlib.suppress(OSError):
+                session.quit()
+        finally:
+            session.close()
 
 
 class _AddressedConnection(http.client.HTTPConnection):
     """HTTP(S) to a host name at an address the run's resolver found."""
 
     def __init__(self, run, host, port, address, timeout, tls):
-        super().__init__(host, port, timeout=timeout)
-        self._run = run
+        super().__init__(host, port or (443 if tls else 80), timeout=timeout)
         self._address = address
         self._tls = tls
-        self._watch = None
+        self._run = run
+        self._watchdog = run.watchdog()
 
     def connect(self):
-        self.sock, self._watch = self._run.open(self._address, self.port, self.timeout)
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self._watchdog.arm(self.sock, self._run.deadline)
         if self._tls is not None:
             self.sock = self._tls.wrap_socket(self.sock, server_hostname=self.host)
 
     def close(self):
-        result = super().close()
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            self._run.forget(watch)
-        return result
-
-
-def url_domain(url):
-    """Return the host name of ``url``."""
-    return urllib.parse.urlsplit(url).hostname or ""
+        try:
+            return super().close()
+        finally:
+            self._watchdog.disarm()
 
 
 def parse_client_config(document, domain=""):
@@ -671,132 +597,3 @@ def parse_client_config(document, domain=""):
     if not servers:
         raise ValueError("no usable outgoing SMTP server")
     return next((s for s, password in servers if password), servers[0][0])
-
-
-def _probe_address(run, job, address):
-    """Talk to one combination at ``address`` without sending credentials.
-
-    Returns "" when everything verified, or why the certificate did not;
-    raises ``OSError`` or ``ValueError`` when the combination does not
-    answer as SMTP with that security.
-    """
-    if job.encryption == "ssl":
-        try:
-            with _ProbeConnection(run, address, job.port) as conn:
-                conn.wrap(_tls_context(run.options.cafile), job.host)
-                _smtp_greeting(run, conn.sock)
-                _quit(run, conn.sock)
-            return ""
-        except ssl.SSLCertVerificationError as exc:
-            reason = exc.verify_message or str(exc)
-        # The port speaks TLS; whether it speaks SMTP is seen over a second
-        # connection that does not verify, and sends nothing but EHLO.
-        with _ProbeConnection(run, address, job.port) as conn:
-            conn.wrap(_unverified_context(), job.host)
-            _smtp_greeting(run, conn.sock)
-            _quit(run, conn.sock)
-        return reason
-    with _ProbeConnection(run, address, job.port) as conn:
-        extensions = _smtp_greeting(run, conn.sock)
-        if job.encryption == "none":
-            _quit(run, conn.sock)
-            return ""
-        if "STARTTLS" not in extensions:
-            raise ValueError("STARTTLS not offered")
-        code, _lines = _command(run, conn.sock, "STARTTLS")
-        if code != 220:
-            raise ValueError(f"STARTTLS refused: {code}")
-        try:
-            conn.wrap(_tls_context(run.options.cafile), job.host)
-        except ssl.SSLCertVerificationError as exc:
-            return exc.verify_message or str(exc)
-        _quit(run, conn.sock)
-        return ""
-
-
-class _ProbeConnection:
-    """One probe connection: a socket, TLS-wrapped on demand, always closed."""
-
-    def __init__(self, run, address, port):
-        self.run = run
-        self.address = address
-        self.port = port
-        self.sock = None
-        self.watch = None
-
-    def __enter__(self):
-        self.sock, self.watch = self.run.open(self.address, self.port)
-        return self
-
-    def wrap(self, context, host):
-        self.sock.settimeout(self.run.deadline.socket_timeout())
-        self.sock = context.wrap_socket(self.sock, server_hostname=host)
-
-    def __exit__(self, *exc_info):
-        self.sock.close()
-        self.run.forget(self.watch)
-
-
-def _quit(run, sock):
-    # Politeness only: the answer, or its absence, changes nothing.
-    with contextlib.suppress(OSError, ValueError):
-        _command(run, sock, "QUIT")
-
-
-def _smtp_greeting(run, sock):
-    """Read a 220 greeting, say EHLO and return the extensions offered."""
-    code, _lines = _reply(run, sock)
-    if code != 220:
-        raise ValueError(f"greeting {code}")
-    code, lines = _command(run, sock, f"EHLO {run.options.local_hostname}")
-    if code != 250:
-        raise ValueError(f"EHLO refused: {code}")
-    return {line.split(" ", 1)[0].upper() for line in lines[1:]}
-
-
-def _command(run, sock, line):
-    sock.settimeout(run.deadline.socket_timeout())
-    sock.sendall(line.encode("ascii") + b"\r\n")
-    return _reply(run, sock)
-
-
-def _reply(run, sock):
-    """Read one SMTP reply: its code and the text of each line."""
-    lines = []
-    buffer = b""
-    while len(lines) < _MAX_REPLY_LINES:
-        while b"\n" not in buffer:
-            if len(buffer) > _MAX_LINE:
-                raise ValueError("reply line too long")
-            sock.settimeout(run.deadline.socket_timeout())
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise ConnectionResetError("connection closed")
-            buffer += chunk
-        line, buffer = buffer.split(b"\n", 1)
-        line = line.rstrip(b"\r")
-        try:
-            code = int(line[:3])
-        except ValueError as exc:
-            raise ValueError("not an SMTP reply") from exc
-        lines.append(line[4:].decode("ascii", "replace"))
-        if line[3:4] != b"-":
-            return code, lines
-    raise ValueError("reply too long")
-
-
-@functools.lru_cache(maxsize=8)
-def _tls_context(cafile):
-    # Loading the system's authorities is slow; a context serves many sockets.
-    context = ssl.create_default_context()
-    if cafile:
-        context.load_verify_locations(cafile=cafile)
-    return context
-
-
-@functools.cache
-def _unverified_context():
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
