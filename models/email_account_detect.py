@@ -2,10 +2,7 @@
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import (
-    config,
-    single_email_re,
-)
+from odoo.tools import config, single_email_re
 
 from ..smtp_engine.detect import (
     AUTOCONFIG_URLS,
@@ -17,6 +14,10 @@ from ..smtp_engine.detect import (
     nameserver_resolver,
 )
 from .email_account import CA_FILE_OPTION, DEFAULT_TIMEOUT
+
+
+def _settings_key(host, port, encryption):
+    return f"{host}:{port}/{encryption}"
 
 
 class EmailAccountDetect(models.Model):
@@ -64,13 +65,10 @@ class EmailAccountDetect(models.Model):
     @api.depends("smtp_host", "smtp_port", "smtp_encryption", "smtp_detected_for")
     def _compute_smtp_settings_detected(self):
         for account in self:
-            account.smtp_settings_detected = bool(
-                account.smtp_detected_for
-                and account.smtp_detected_for == account._smtp_settings_key()
+            key = _settings_key(
+                account.smtp_host, account.smtp_port, account.smtp_encryption
             )
-
-    def _smtp_settings_key(self):
-        return f"{self.smtp_host}:{self.smtp_port}/{self.smtp_encryption}"
+            account.smtp_settings_detected = account.smtp_detected_for == key
 
     @api.onchange("sender_email")
     def _onchange_sender_email_detect(self):
@@ -141,7 +139,9 @@ class EmailAccountDetect(models.Model):
             "smtp_port": found.port,
             "smtp_encryption": found.encryption,
             "smtp_detected_source": found.source,
-            "smtp_detected_for": f"{found.host}:{found.port}/{found.encryption}",
+            "smtp_detected_for": _settings_key(
+                found.host, found.port, found.encryption
+            ),
             "smtp_detected_note": note,
         }
 
@@ -165,12 +165,8 @@ class EmailAccountDetect(models.Model):
 
         nameservers = words("nameservers", ())
         ispdb_url = params.get_param("email_account.detect_ispdb_url") or ISPDB_URL
-        combinations = tuple(
-            (int(port), security)
-            for port, _slash, security in (
-                word.partition("/") for word in words("probe", ())
-            )
-        )
+        probe = [word.partition("/") for word in words("probe", ())]
+        combinations = tuple((int(port), security) for port, _slash, security in probe)
         return DetectOptions(
             resolver=nameserver_resolver(nameservers) if nameservers else None,
             autoconfig_urls=words("autoconfig_urls", AUTOCONFIG_URLS),
