@@ -310,9 +310,9 @@ class _Run:
         ispdb = self.options.ispdb_url
         steps = (
             lambda: self.from_srv(domain),
-            lambda: self.from_config_files(autoconfig, "autoconfig"),
+            lambda: self.from_config_files(autoconfig, "autoconfig", domain),
             lambda: self.from_config_files(
-                [ispdb.format(domain=domain)] if ispdb else [], "ispdb"
+                [ispdb.format(domain=domain)] if ispdb else [], "ispdb", domain
             ),
             lambda: self.from_provider(domain),
             lambda: self.from_probe(domain),
@@ -346,7 +346,7 @@ class _Run:
                     )
         return None
 
-    def from_config_files(self, urls, source):
+    def from_config_files(self, urls, source, domain):
         """The settings of the first of ``urls`` whose file gives a server.
 
         The files are fetched in parallel, as mail clients do.
@@ -357,7 +357,9 @@ class _Run:
         with ThreadPoolExecutor(
             max_workers=len(urls), thread_name_prefix=f"smtp-engine-{source}"
         ) as pool:
-            results = list(pool.map(lambda url: self.config_file(url, wait_for), urls))
+            results = list(
+                pool.map(lambda url: self.config_file(url, wait_for, domain), urls)
+            )
         answers = zip(urls, results, strict=True)
         return next(
             (DetectedSettings(*r, source, detail=url) for url, r in answers if r), None
@@ -384,8 +386,12 @@ class _Run:
             provider=provider,
         )
 
-    def config_file(self, url, wait_for):
-        """Return ``(host, port, encryption)`` from the config file at ``url``."""
+    def config_file(self, url, wait_for, domain):
+        """Return ``(host, port, encryption)`` from the config file at ``url``.
+
+        ``domain`` (the address's) stands for ``%EMAILDOMAIN%`` in the file:
+        the ISP database serves one file for all the domains of a provider.
+        """
         try:
             document = self.fetch(url, wait_for)
         except (OSError, http.client.HTTPException, ValueError) as exc:
@@ -394,7 +400,7 @@ class _Run:
         if document is None:
             return None
         try:
-            return parse_client_config(document, urllib.parse.urlsplit(url).hostname)
+            return parse_client_config(document, domain)
         except (ElementTree.ParseError, ValueError) as exc:
             self.note(f"GET {url}: not a usable configuration file: {exc}")
             return None

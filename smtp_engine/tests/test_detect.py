@@ -183,6 +183,19 @@ def test_isp_database(dns_server, http_server, options):
     assert ("ispdb.test", "/v1.1/example.test") in http_server.requests
 
 
+def test_isp_database_names_the_address_domain_in_its_hosts(
+    dns_server, http_server, options
+):
+    dns_server.add("ispdb.test", "A", "127.0.0.1")
+    http_server.documents[("ispdb.test", "/v1.1/example.test")] = client_config(
+        "smtp.%EMAILDOMAIN%", 587, "STARTTLS"
+    )
+
+    found = detect_settings(EMAIL, 5, options()).settings
+
+    assert (found.host, found.port) == ("smtp.example.test", 587)
+
+
 def test_mx_of_a_known_provider_gives_its_settings_and_note(dns_server, options):
     dns_server.add("example.test", "MX", "10 example-test.mail.protection.outlook.com.")
 
