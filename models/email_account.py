@@ -580,8 +580,9 @@ class EmailAccount(models.Model):
         """
         self.check_access("write")
         if len(self) == 1 and self._can_check_inline() and self._lock_for_check():
-            result, delivery = self._check_job()()
-            self._store_check_result(result, delivery=delivery)
+            if job := self._prepare_check():
+                result, delivery = job()
+                self._store_check_result(result, delivery=delivery)
             return self._check_notification()
         return self._queue_checks()
 

@@ -144,6 +144,20 @@ class EmailAccountHealth(models.Model):
 
         return check
 
+    def _prepare_check(self, timeout=None, end=None):
+        """The check job (see ``_check_job``), or None once its failure is stored.
+
+        A check fails before connecting when it has nothing to log in with:
+        a secret that this server's key cannot decrypt, a sign-in that the
+        provider will not renew.
+        """
+        try:
+            return self._check_job(timeout=timeout, end=end)
+        except UserError as exc:
+            failure = SmtpOutcome(ok=False, step=Step.AUTH, error=type(exc).__name__)
+            self._store_check_result(failure, note=exc.args[0])
+            return None
+
     def _queue_checks(self):
         """Have the accounts checked in the background; answer at once."""
         self.env["email.account.check"].sudo().create(
@@ -307,17 +321,11 @@ class EmailAccountHealth(models.Model):
             acting = account.with_user(requester) if requester else account
             acting = acting.sudo().with_context(lang=acting.env.user.lang)
             shortened = budget if account.smtp_timeout > budget else None
-            try:
-                jobs[acting] = (
-                    acting._check_job(timeout=shortened, end=end),
-                    shortened,
-                )
-            except UserError as exc:
-                # A password that this server's key cannot decrypt.
-                failure = SmtpOutcome(ok=False, step=Step.AUTH, error="secret key")
-                acting._store_check_result(failure, note=str(exc))
-                if auto_commit:
-                    self.env["ir.cron"]._commit_progress(1)
+            job = acting._prepare_check(timeout=shortened, end=end)
+            if job:
+                jobs[acting] = (job, shortened)
+            elif auto_commit:
+                self.env["ir.cron"]._commit_progress(1)
         if not jobs:
             return
         # Seconds waited for each message being searched, set by the threads.

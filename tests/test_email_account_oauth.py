@@ -389,13 +389,15 @@ class TestEmailAccountOAuth(OAuthCase):
             "error": "invalid_grant",
             "error_description": "AADSTS50173: The provided grant has expired.",
         }
-        with self.assertRaises(UserError) as caught:
-            self.outlook.action_send_test_message()
+        action = self.outlook.action_send_test_message()
 
-        self.assertIn("AADSTS50173", str(caught.exception))
+        self.assertEqual(self.outlook.test_state, "failed")
+        self.assertEqual(self.outlook.test_step, "Logging in")
+        self.assertEqual(action["params"]["type"], "danger")
+        self.assertIn("AADSTS50173", action["params"]["message"])
         self.assertIn(
             "The sign-in has expired or was revoked: connect the account again.",
-            str(caught.exception),
+            self.outlook.test_message,
         )
         self.assertFalse(self.smtp_outlook.messages)
 
