@@ -580,9 +580,9 @@ class EmailAccount(models.Model):
         """
         self.check_access("write")
         if len(self) == 1 and self._can_check_inline() and self._lock_for_check():
-            result = self._check_job()()
-            self._store_check_result(result)
-            self._check_delivery([result])
+            if job := self._prepare_check():
+                result, delivery = job()
+                self._store_check_result(result, delivery=delivery)
             return self._check_notification()
         return self._queue_checks()
 
@@ -714,7 +714,8 @@ class EmailAccount(models.Model):
             fingerprint=certificate.fingerprint,
         )
 
-    def _store_check_result(self, result, note=None):
+    def _store_check_result(self, result, note=None, delivery=None):
+        """Store the outcome of a check; ``delivery``: what followed it."""
         self.ensure_one()
         previous_state = self.test_state
         message = self._describe_check_result(result)
@@ -733,12 +734,17 @@ class EmailAccount(models.Model):
             }
         )
         self.message_post(
-            body=plaintext2html(message),
+            body=plaintext2html("\n\n".join(self._check_story())),
             subject=self.env._("Account settings check"),
             subtype_xmlid="mail.mt_note",
         )
         self._after_check(result, previous_state)
         self._tell_owner_of_check(result)
+
+    def _check_story(self):
+        """The texts that tell the last check of the account, in order."""
+        self.ensure_one()
+        return [self.test_message]
 
     def _check_notification(self):
         """The notification that sums up the stored results of ``self``."""
@@ -749,7 +755,7 @@ class EmailAccount(models.Model):
                 if not failed
                 else self.env._("The account settings check failed")
             )
-            message = self.test_message
+            message = "\n\n".join(self._check_story())
         else:
             title = self.env._(
                 "%(ok)s of %(total)s accounts work",

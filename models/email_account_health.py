@@ -1,7 +1,8 @@
 """Checks in the background, the health watch of accounts."""
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import timedelta, timezone
 
 from odoo import Command, api, fields, models, modules
@@ -20,6 +21,7 @@ from ..smtp_engine import (
     send_test_message,
 )
 from .email_account import MAX_TIMEOUT, MIN_TIMEOUT
+from .email_account_check import PROGRESS_INTERVAL
 
 # Checks in the background: the network waits run in parallel threads, at
 # most this many at once (see _cron_run_checks).
@@ -32,8 +34,6 @@ INLINE_CHECK_SHARE = 0.25
 # network waits; storing the results and the other jobs the worker runs in
 # the same round need the rest (with half, a worker was once killed).
 BACKGROUND_CHECK_SHARE = 0.3
-# A progress notification at most this often per request, in seconds.
-PROGRESS_INTERVAL = 3.0
 
 
 class EmailAccountHealth(models.Model):
@@ -81,6 +81,10 @@ class EmailAccountHealth(models.Model):
     def _can_check_inline(self):
         """Whether this account's check surely ends well within the request."""
         self.ensure_one()
+        if self.delivery_check:
+            # The wait for the mailbox is shown as progress, which only a
+            # check in the background can send while it runs.
+            return False
         longest = INLINE_CHECK_TIMEOUT
         limit = config.get("limit_time_real") or 0
         if limit > 0:
@@ -105,33 +109,54 @@ class EmailAccountHealth(models.Model):
         )
         return bool(self.env.cr.fetchone())
 
-    def _check_job(self, timeout=None):
+    def _check_job(self, timeout=None, end=None):
         """This account's check, as a function that needs no cursor.
 
         What needs the database (settings, secrets, the texts in the
         language of the environment) is read now, so that the function can
-        run in a thread. ``timeout`` shortens the account's own time-out.
+        run in a thread. ``timeout`` shortens the account's own time-out;
+        ``end`` (a ``time.monotonic()``) is when the search of the mailbox
+        must stop at the latest. The function returns the outcome of the
+        sending and, when the delivery is checked, what its search found.
         """
         self.ensure_one()
         translations = {text: self.env._(text) for text in MESSAGE_TEXTS}
         settings = self._get_smtp_settings()
         if timeout and settings.timeout > timeout:
             settings = dataclasses.replace(settings, timeout=float(timeout))
+        follow = self._delivery_job() if self.delivery_check else None
         now = fields.Datetime.now()
         # Written as the user's language and time zone write it.
         date_text = format_datetime(self.env, now, dt_format="medium")
         name = self.name
 
-        def check():
-            return send_test_message(
+        def check(progress=None):
+            result = send_test_message(
                 settings,
                 name,
                 translate=lambda text: translations.get(text, text),
                 now=now.replace(tzinfo=timezone.utc),
                 date_text=date_text,
             )
+            if follow is None or not result.ok:
+                return result, None
+            return result, follow(result.message_id, time.monotonic(), end, progress)
 
         return check
+
+    def _prepare_check(self, timeout=None, end=None):
+        """The check job (see ``_check_job``), or None once its failure is stored.
+
+        A check fails before connecting when it has nothing to log in with:
+        a secret that this server's key cannot decrypt, a sign-in that the
+        provider will not renew.
+        """
+        try:
+            return self._check_job(timeout=timeout, end=end)
+        except UserError as exc:
+            failure = SmtpOutcome(ok=False, step=Step.AUTH, error=type(exc).__name__)
+            self._store_check_result(failure, note=exc.args[0])
+            return None
 
     def _queue_checks(self):
         """Have the accounts checked in the background; answer at once."""
@@ -283,50 +308,70 @@ class EmailAccountHealth(models.Model):
         return self.with_context(active_test=False).browse(sorted(ids))
 
     def _run_checks(self, budget, auto_commit):
-        """Check the accounts in parallel, each in its requester's name."""
+        """Check the accounts in parallel, each in its requester's name.
+
+        Sending, and following the message into the mailbox, run in one
+        thread an account; while the searches wait, their requesters see
+        how long they have waited.
+        """
+        end = time.monotonic() + budget
         jobs = {}
         for account in self:
             requester = account.check_requested_by
             acting = account.with_user(requester) if requester else account
             acting = acting.sudo().with_context(lang=acting.env.user.lang)
             shortened = budget if account.smtp_timeout > budget else None
-            try:
-                jobs[acting] = (acting._check_job(timeout=shortened), shortened)
-            except UserError as exc:
-                # A password that this server's key cannot decrypt.
-                failure = SmtpOutcome(ok=False, step=Step.AUTH, error="secret key")
-                acting._store_check_result(failure, note=str(exc))
-                if auto_commit:
-                    self.env["ir.cron"]._commit_progress(1)
+            job = acting._prepare_check(timeout=shortened, end=end)
+            if job:
+                jobs[acting] = (job, shortened)
+            elif auto_commit:
+                self.env["ir.cron"]._commit_progress(1)
         if not jobs:
             return
-        delivered = []
+        # Seconds waited for each message being searched, set by the threads.
+        searching = {}
         with ThreadPoolExecutor(
             max_workers=len(jobs), thread_name_prefix="email_account_check"
         ) as pool:
-            futures = {pool.submit(job): acting for acting, (job, _s) in jobs.items()}
-            for future in as_completed(futures):
-                acting = futures[future]
-                result = future.result()
-                shortened = jobs[acting][1]
-                note = None
-                if shortened and not result.ok and result.hint == "timeout":
-                    note = acting.env._(
-                        "The check stopped after %(seconds)s seconds, the longest "
-                        "that a check in the background may take on this server "
-                        "(the account's time-out is %(timeout)s seconds).",
-                        seconds=int(shortened),
-                        timeout=acting.smtp_timeout,
-                    )
-                acting._store_check_result(result, note=note)
-                if auto_commit:
-                    self.env["ir.cron"]._commit_progress(1)
-                if acting.delivery_check and result.ok:
-                    delivered.append((acting, result))
-        # Following the messages into the mailboxes comes once every send
-        # is done, one account after the other.
-        for acting, result in delivered:
-            acting._check_delivery([result])
+            futures = {
+                pool.submit(
+                    job,
+                    lambda waited, _wait, _folder, acting=acting: searching.update(
+                        {acting: waited}
+                    ),
+                ): acting
+                for acting, (job, _shortened) in jobs.items()
+            }
+            pending = set(futures)
+            told = time.monotonic()
+            while pending:
+                done, pending = wait(
+                    pending, timeout=PROGRESS_INTERVAL, return_when=FIRST_COMPLETED
+                )
+                for future in done:
+                    acting = futures[future]
+                    searching.pop(acting, None)
+                    result, delivery = future.result()
+                    shortened = jobs[acting][1]
+                    note = None
+                    if shortened and not result.ok and result.hint == "timeout":
+                        note = acting.env._(
+                            "The check stopped after %(seconds)s seconds, the "
+                            "longest that a check in the background may take on "
+                            "this server (the account's time-out is %(timeout)s "
+                            "seconds).",
+                            seconds=int(shortened),
+                            timeout=acting.smtp_timeout,
+                        )
+                    acting._store_check_result(result, note=note, delivery=delivery)
+                    if auto_commit:
+                        self.env["ir.cron"]._commit_progress(1)
+                if searching and time.monotonic() - told >= PROGRESS_INTERVAL:
+                    told = time.monotonic()
+                    for acting, waited in list(searching.items()):
+                        acting._send_search_progress(waited)
+                    if auto_commit:
+                        self.env["ir.cron"]._commit_progress()
 
     def _after_check(self, result, previous_state):
         """Release the account, answer who waits for it, watch its health."""

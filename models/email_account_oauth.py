@@ -169,6 +169,13 @@ class EmailAccountOauth(models.Model):
         if not self.username:
             self.username = self.sender_email
 
+    def write(self, vals):
+        # Core's sign-in callbacks also write "active": True, which would
+        # bring an archived account back to sending.
+        if vals.get("active") and OAUTH_TOKEN_FIELDS.keys() & vals.keys():
+            vals = {name: value for name, value in vals.items() if name != "active"}
+        return super().write(vals)
+
     def _moved_away_from_oauth(self, vals):
         """The connected accounts whose tokens ``vals`` would send elsewhere."""
         changed = [name for name in OAUTH_BINDING_FIELDS if name in vals]

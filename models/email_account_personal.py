@@ -58,7 +58,20 @@ class EmailAccountPersonal(models.Model):
         manager = self.env.user.has_group("email_account.group_email_account_manager")
         for account in self:
             account.is_own_account = account.owner_user_id == self.env.user
-            account.can_manage = manager or account.is_own_account
+            # A new account is the user's own until saved.
+            account.can_manage = (
+                manager or account.is_own_account or not account._origin
+            )
+
+    @api.model
+    def _get_view(self, view_id=None, view_type="form", **options):
+        arch, view = super()._get_view(view_id, view_type, **options)
+        if view_type == "form":
+            # An account the user may only read (a shared one, for an Email
+            # Accounts user) shows read-only rather than refusing the save.
+            for node in arch.xpath("//field[not(@readonly)]"):
+                node.set("readonly", "not can_manage")
+        return arch, view
 
     @api.depends("sender_email", "owner_user_id.email")
     def _compute_owner_email_mismatch(self):

@@ -1,14 +1,10 @@
 """The delivery check: the test message in the mailbox, and the receivers' trust."""
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
-from odoo.tools import (
-    config,
-    plaintext2html,
-)
+from odoo.tools import config
 
 from ..smtp_engine.roundtrip import (
     DEFAULT_PORTS as IMAP_DEFAULT_PORTS,
@@ -21,7 +17,6 @@ from ..smtp_engine.roundtrip import (
 )
 from ..smtp_engine.trust_dns import PROBLEM, WARNING, sender_domain_report
 from .email_account import CONTROL_CHARS, is_valid_host
-from .email_account_health import MAX_PARALLEL_CHECKS
 
 # Option of the Odoo configuration file: the DNS server (address[:port]) to
 # ask for the SPF and DMARC records of sender domains; default: the system's.
@@ -208,91 +203,108 @@ class EmailAccountRoundTrip(models.Model):
             cafile=smtp.cafile,
         )
 
-    def _check_delivery(self, results):
-        """Follow each accepted test message into the account's mailbox.
+    def _delivery_job(self):
+        """Following the test message into the mailbox, needing no cursor.
 
-        While the message travels, the sender domain's SPF and DMARC records
-        are looked up; then the mailbox is searched until the message
-        arrives or the account's wait runs out. The network part runs in
-        parallel threads without a cursor, as the check itself does.
+        The function is called in the check's thread once the server has
+        accepted the message, with the message's id, the time of the
+        acceptance (``time.monotonic()``), the latest time the search may
+        end (or None) and a progress callback for ``find_message``. While
+        the message travels, the sender domain's SPF and DMARC records are
+        looked up; then the mailbox is searched until the message arrives
+        or the account's wait runs out.
         """
-        jobs = [
-            (account, result, account._get_imap_settings())
-            for account, result in zip(self, results, strict=True)
-            if account.delivery_check and result.ok
-        ]
-        if not jobs:
-            return
+        self.ensure_one()
+        settings = self._get_imap_settings()
         nameserver = config.get(DNS_SERVER_OPTION) or None
-        submitted = time.monotonic()
+        sender_email, smtp_host = self.sender_email, self.smtp_host
+        wait, delete = self.roundtrip_wait, self.roundtrip_delete
 
-        def follow(account_values, result, settings):
-            sender_email, smtp_host, wait, delete = account_values
+        def follow(message_id, submitted, end, progress):
             report = sender_domain_report(
                 sender_email,
                 smtp_host,
                 nameserver=nameserver,
                 timeout=min(wait / 2, 10),
             )
+            until = submitted + wait if end is None else min(submitted + wait, end)
             found = find_message(
                 settings,
-                result.message_id,
-                wait=max(wait - (time.monotonic() - submitted), 1),
+                message_id,
+                wait=max(until - time.monotonic(), 1),
                 submitted=submitted,
                 delete=delete,
+                progress=progress,
             )
-            return report, found
+            # How long the message was waited for, from its acceptance.
+            found.wait = max(until - submitted, 1)
+            return found, report
 
-        workers = min(MAX_PARALLEL_CHECKS, len(jobs))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [
-                pool.submit(
-                    follow,
-                    (
-                        account.sender_email,
-                        account.smtp_host,
-                        account.roundtrip_wait,
-                        account.roundtrip_delete,
-                    ),
-                    result,
-                    settings,
-                )
-                for account, result, settings in jobs
-            ]
-            outcomes = [future.result() for future in futures]
-        for (account, _result, _settings), (report, found) in zip(
-            jobs, outcomes, strict=True
-        ):
-            account._store_delivery(found, report)
+        return follow
 
-    def _store_delivery(self, found, report):
-        self.ensure_one()
-        delivery = self._describe_delivery(found)
-        trust = self._describe_trust(found, report)
-        verdicts = found.verdicts
-        self.sudo().write(
-            {
-                "roundtrip_state": found.state,
-                "roundtrip_seconds": found.arrival or 0.0,
-                "roundtrip_message": delivery,
-                "roundtrip_transcript": found.transcript,
-                "trust_spf": verdicts["spf"].result if "spf" in verdicts else False,
-                "trust_dkim": verdicts["dkim"].result if "dkim" in verdicts else False,
-                "trust_dmarc": verdicts["dmarc"].result
-                if "dmarc" in verdicts
-                else False,
-                "trust_level": self._trust_level(found, report),
-                "trust_message": trust,
-                # The notification of the check shows the whole story.
-                "test_message": "\n\n".join(
-                    part for part in (self.test_message, delivery, trust) if part
-                ),
+    def _store_check_result(self, result, note=None, delivery=None):
+        if self.delivery_check:
+            self.sudo().write(self._delivery_values(delivery))
+        return super()._store_check_result(result, note=note, delivery=delivery)
+
+    def _check_story(self):
+        story = super()._check_story()
+        if self.delivery_check and self.roundtrip_state != "untested":
+            story += [self.roundtrip_message, self.trust_message]
+        return story
+
+    def _delivery_values(self, delivery):
+        """What the account stores of a delivery check: ``(found, report)``.
+
+        None (the server did not accept the test message) forgets the
+        previous delivery check.
+        """
+        if delivery is None:
+            return {
+                "roundtrip_state": "untested",
+                "roundtrip_seconds": 0.0,
+                "roundtrip_message": False,
+                "roundtrip_transcript": False,
+                "trust_spf": False,
+                "trust_dkim": False,
+                "trust_dmarc": False,
+                "trust_level": False,
+                "trust_message": False,
             }
-        )
-        self.message_post(
-            body=plaintext2html(f"{delivery}\n\n{trust}"),
-            subject=self.env._("Delivery check"),
-            subtype_xmlid="mail.mt_note",
+        found, report = delivery
+        verdicts = {
+            method: verdict.result for method, verdict in found.verdicts.items()
+        }
+        return {
+            "roundtrip_state": found.state,
+            "roundtrip_seconds": found.arrival or 0.0,
+            "roundtrip_message": self._describe_delivery(found),
+            "roundtrip_transcript": found.transcript,
+            "trust_spf": verdicts.get("spf", False),
+            "trust_dkim": verdicts.get("dkim", False),
+            "trust_dmarc": verdicts.get("dmarc", False),
+            "trust_level": self._trust_level(found, report),
+            "trust_message": self._describe_trust(found, report),
+        }
+
+    def _send_search_progress(self, waited):
+        """Tell who asked for the check how long its message was waited for."""
+        self.ensure_one()
+        if not self.check_requested_by:
+            return
+        self.check_requested_by._bus_send(
+            "simple_notification",
+            {
+                "type": "info",
+                "title": self.env._("Checking “%(account)s”", account=self.name),
+                "message": self.env._(
+                    "The server accepted the test message. Looking for it in "
+                    "the mailbox: %(seconds)s of %(wait)s seconds.",
+                    seconds=int(waited),
+                    wait=self.roundtrip_wait,
+                ),
+                "sticky": False,
+            },
         )
 
     def _describe_delivery(self, found):
@@ -322,9 +334,18 @@ class EmailAccountRoundTrip(models.Model):
                     "The test message was not found in the inbox or the spam "
                     "folder within %(seconds)s seconds: the server accepted it "
                     "but has not delivered it.",
-                    seconds=self.roundtrip_wait,
+                    seconds=round(found.wait),
                 )
             ]
+            if round(found.wait) < self.roundtrip_wait:
+                lines.append(
+                    _(
+                        "The search stopped there, the longest that a check in "
+                        "the background may take on this server (the account "
+                        "waits %(wait)s seconds).",
+                        wait=self.roundtrip_wait,
+                    )
+                )
         else:
             lines = [
                 _(

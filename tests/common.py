@@ -1,5 +1,6 @@
 """Shared fixtures of the Odoo tests: companies, users of each group, accounts."""
 
+import json
 import tempfile
 from unittest.mock import patch
 
@@ -127,3 +128,17 @@ class EmailAccountCase(TransactionCase):
         }
         values.update(overrides)
         return values
+
+    def simple_notifications(self, user):
+        """The simple notifications sent to ``user`` so far, oldest first."""
+        self.env.cr.precommit.run()
+        channel = [self.env.cr.dbname, "res.partner", user.partner_id.id]
+        found = []
+        for notification in self.env["bus.bus"].sudo().search([], order="id"):
+            message = json.loads(notification.message)
+            if (
+                json.loads(notification.channel) == channel
+                and message["type"] == "simple_notification"
+            ):
+                found.append(message["payload"])
+        return found

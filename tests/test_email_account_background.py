@@ -4,7 +4,6 @@ The background runner is the cron job's own method, run here directly; it
 commits only outside tests. Every SMTP server is a real one on loopback.
 """
 
-import json
 from datetime import timedelta
 from unittest.mock import patch
 
@@ -53,25 +52,6 @@ class BackgroundCase(EmailAccountCase):
 
     def received_by(self, account):
         return [m for m in self.plain.messages if m.rcpt_tos == [account.sender_email]]
-
-    def simple_notifications(self, user):
-        """The simple notifications sent to ``user`` so far, oldest first."""
-        self.env.cr.precommit.run()
-        channel = json.dumps(
-            [self.env.cr.dbname, "res.partner", user.partner_id.id],
-            separators=(",", ":"),
-        )
-        notifications = self.env["bus.bus"].sudo().search([], order="id")
-        found = []
-        for notification in notifications:
-            message = json.loads(notification.message)
-            if (
-                json.dumps(json.loads(notification.channel), separators=(",", ":"))
-                == channel
-                and message["type"] == "simple_notification"
-            ):
-                found.append(message["payload"])
-        return found
 
 
 @tagged("post_install", "-at_install")

@@ -282,6 +282,11 @@ class TestEmailAccountOAuth(OAuthCase):
         response = self.sign_in(self.outlook)
 
         self.assertEqual(response.status_code, 303, response.text[:500])
+        self.assertTrue(
+            response.headers["Location"].endswith(
+                f"/odoo/email.account/{self.outlook.id}"
+            )
+        )
         self.assertEqual(self.tokens.requests[0]["grant_type"], "authorization_code")
         self.assertEqual(self.tokens.requests[0]["code"], "authorization-code")
         self.assertEqual(self.stored_tokens(self.outlook), ("refresh-1", "access-1"))
@@ -296,6 +301,20 @@ class TestEmailAccountOAuth(OAuthCase):
         self.assertEqual(self.gmail.test_state, "ok", self.gmail.test_message)
         self.assertEqual(self.smtp_gmail.oauth_logins, [(MAILBOX, "access-1")])
         self.assertEqual(self.smtp_gmail.messages[0].rcpt_tos, [MAILBOX])
+
+    def test_signing_in_leaves_an_archived_account_archived(self):
+        self.gmail.active = False
+
+        response = self.sign_in(self.gmail)
+
+        self.assertEqual(response.status_code, 303, response.text[:500])
+        self.assertTrue(
+            response.headers["Location"].endswith(
+                f"/odoo/email.account/{self.gmail.id}"
+            )
+        )
+        self.assertTrue(self.gmail.oauth_connected)
+        self.assertFalse(self.gmail.active)
 
     def test_sign_in_of_another_mailbox_is_refused(self):
         self.tokens.mailbox = "someone.else@example.com"
@@ -389,13 +408,15 @@ class TestEmailAccountOAuth(OAuthCase):
             "error": "invalid_grant",
             "error_description": "AADSTS50173: The provided grant has expired.",
         }
-        with self.assertRaises(UserError) as caught:
-            self.outlook.action_send_test_message()
+        action = self.outlook.action_send_test_message()
 
-        self.assertIn("AADSTS50173", str(caught.exception))
+        self.assertEqual(self.outlook.test_state, "failed")
+        self.assertEqual(self.outlook.test_step, "Logging in")
+        self.assertEqual(action["params"]["type"], "danger")
+        self.assertIn("AADSTS50173", action["params"]["message"])
         self.assertIn(
             "The sign-in has expired or was revoked: connect the account again.",
-            str(caught.exception),
+            self.outlook.test_message,
         )
         self.assertFalse(self.smtp_outlook.messages)
 

@@ -21,7 +21,10 @@ from odoo.addons.email_account.smtp_engine.tests.dovecot import (
     DovecotServer,
     dovecot_missing,
 )
-from odoo.addons.email_account.smtp_engine.tests.servers import make_test_certificates
+from odoo.addons.email_account.smtp_engine.tests.servers import (
+    make_test_certificates,
+    refused_port,
+)
 
 from .common import EmailAccountCase
 
@@ -91,6 +94,12 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
         values.update(overrides)
         return self.env["email.account"].create(self.account_values(**values))
 
+    def check(self, account, user=None):
+        """Press the check button, then run the background check it queues."""
+        action = account.with_user(user or self.env.user).action_send_test_message()
+        self.env["email.account"]._cron_run_checks()
+        return action
+
     def in_mailbox(self, folder):
         return [
             raw
@@ -101,7 +110,7 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
     def test_message_found_in_the_inbox_with_its_time_and_route(self):
         account = self.checked_account()
 
-        account.action_send_test_message()
+        self.check(account)
 
         self.assertEqual(account.test_state, "ok")
         self.assertEqual(account.roundtrip_state, "inbox")
@@ -111,13 +120,13 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
             "1. from client.example.test by mx.example.test with ESMTPS",
             account.roundtrip_message,
         )
-        self.assertIn("arrived in the inbox", account.test_message)
+        self.assertNotIn("arrived in the inbox", account.test_message)
 
     def test_message_filed_as_spam_is_found_in_junk(self):
         self.smtp.folder = "Junk"
         account = self.checked_account()
 
-        account.action_send_test_message()
+        self.check(account)
 
         self.assertEqual(account.roundtrip_state, "junk")
         self.assertEqual(account.trust_level, "problem")
@@ -128,7 +137,7 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
         account = self.checked_account(roundtrip_wait=5)
 
         started = time.monotonic()
-        account.action_send_test_message()
+        self.check(account)
         took = time.monotonic() - started
 
         self.assertEqual(account.test_state, "ok")
@@ -143,7 +152,7 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
             password="not-the-mailbox-Pa55", imap_port=refusing.port
         )
 
-        account.action_send_test_message()
+        self.check(account)
 
         self.assertEqual(account.test_state, "ok")
         self.assertEqual(account.roundtrip_state, "failed")
@@ -156,7 +165,7 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
         self.smtp.authentication_results = FAILING
         account = self.checked_account(sender_email="sales@refused.test")
 
-        account.action_send_test_message()
+        self.check(account)
 
         self.assertEqual(
             (account.trust_spf, account.trust_dkim, account.trust_dmarc),
@@ -172,7 +181,7 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
     def test_trusted_domain_and_passing_verdicts(self):
         account = self.checked_account()
 
-        account.action_send_test_message()
+        self.check(account)
 
         self.assertEqual(account.trust_level, "ok")
         self.assertIn("allows the SMTP server 127.0.0.1", account.trust_message)
@@ -181,7 +190,7 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
     def test_domain_without_dmarc_record_is_told_what_receivers_do(self):
         account = self.checked_account(sender_email="sales@nodmarc.test")
 
-        account.action_send_test_message()
+        self.check(account)
 
         self.assertIn(
             "Your domain nodmarc.test publishes no DMARC policy: Gmail and Yahoo "
@@ -193,7 +202,7 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
     def test_found_message_is_deleted_from_the_mailbox(self):
         account = self.checked_account()
 
-        account.action_send_test_message()
+        self.check(account)
 
         self.assertEqual(account.roundtrip_state, "inbox")
         self.assertEqual(self.in_mailbox("INBOX"), [])
@@ -202,7 +211,7 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
     def test_found_message_is_kept_when_the_option_is_off(self):
         account = self.checked_account(roundtrip_delete=False)
 
-        account.action_send_test_message()
+        self.check(account)
 
         self.assertEqual(len(self.in_mailbox("INBOX")), 1)
         self.assertNotIn("deleted from the mailbox", account.roundtrip_message)
@@ -210,7 +219,7 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
     def test_account_without_delivery_check_works_as_before(self):
         account = self.checked_account(delivery_check=False)
 
-        account.action_send_test_message()
+        self.check(account)
 
         self.assertEqual(account.test_state, "ok")
         self.assertEqual(account.roundtrip_state, "untested")
@@ -221,16 +230,91 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
         account = self.checked_account()
         self.assertEqual(account._delivery_summary(), "")
 
-        account.action_send_test_message()
+        self.check(account)
 
         self.assertEqual(account._delivery_summary(), "Delivered to Spam · At Risk")
 
     def test_the_check_is_posted_in_the_chatter(self):
         account = self.checked_account()
 
-        account.action_send_test_message()
+        self.check(account)
 
         self.assertIn("arrived in the inbox", account.message_ids[0].body)
+
+    def test_delivery_check_runs_in_the_background_and_shows_its_wait(self):
+        self.smtp.delay = 5.0
+        account = self.checked_account()
+
+        action = self.check(account, user=self.manager)
+
+        self.assertEqual(action["params"]["title"], "Checking in the background")
+        self.assertEqual(account.roundtrip_state, "inbox")
+        notifications = self.simple_notifications(self.manager)
+        waiting = [n for n in notifications if n["title"] == "Checking “Round trip”"]
+        self.assertTrue(waiting)
+        self.assertRegex(
+            waiting[0]["message"],
+            r"^The server accepted the test message\. Looking for it in the "
+            r"mailbox: \d+ of 10 seconds\.$",
+        )
+
+    def test_the_requester_is_told_where_the_message_landed(self):
+        self.smtp.folder = "Junk"
+        account = self.checked_account()
+
+        self.check(account, user=self.manager)
+
+        summary = self.simple_notifications(self.manager)[-1]
+        self.assertEqual(summary["title"], "Test message sent")
+        self.assertIn("accepted by the server", summary["message"])
+        self.assertIn("arrived in the spam folder", summary["message"])
+        self.assertIn("Sender domain allowed.test:", summary["message"])
+
+    def test_accounts_are_followed_into_their_mailboxes_side_by_side(self):
+        self.smtp.delay = 5.0
+        first = self.checked_account(name="First")
+        second = self.checked_account(name="Second")
+
+        (first | second).with_user(self.manager).action_send_test_message()
+        self.env["email.account"]._cron_run_checks()
+
+        # Both searches were under way at once: each requester notification
+        # round saw both of them waiting.
+        waiting = {
+            n["title"]
+            for n in self.simple_notifications(self.manager)
+            if n["title"].startswith("Checking “")
+        }
+        self.assertEqual(waiting, {"Checking “First”", "Checking “Second”"})
+        self.assertEqual((first | second).mapped("roundtrip_state"), ["inbox", "inbox"])
+
+    def test_wait_is_cut_to_what_a_background_check_may_take(self):
+        self.smtp.folder = None
+        account = self.checked_account(roundtrip_wait=60)
+
+        with patch.dict(config.options, {"limit_time_real_cron": 20}):
+            self.check(account)
+
+        self.assertEqual(account.roundtrip_state, "not_found")
+        self.assertRegex(account.roundtrip_message, r"within [56] seconds")
+        self.assertIn(
+            "The search stopped there, the longest that a check in the background "
+            "may take on this server (the account waits 60 seconds).",
+            account.roundtrip_message,
+        )
+
+    def test_a_failed_sending_forgets_the_previous_delivery(self):
+        account = self.checked_account()
+        self.check(account)
+        self.assertEqual(account.roundtrip_state, "inbox")
+
+        account.smtp_port = refused_port()
+        account.password = PASSWORD
+        self.check(account)
+
+        self.assertEqual(account.test_state, "failed")
+        self.assertEqual(account.roundtrip_state, "untested")
+        self.assertFalse(account.trust_message)
 
 
 @tagged("post_install", "-at_install")

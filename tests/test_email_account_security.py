@@ -1,7 +1,7 @@
 """Who may see, use, edit and test an account, and who may see secrets."""
 
 from odoo.exceptions import AccessError
-from odoo.tests import tagged
+from odoo.tests import Form, tagged
 from odoo.tools import mute_logger
 
 from .common import EmailAccountCase
@@ -50,6 +50,17 @@ class TestEmailAccountSecurity(EmailAccountCase):
             self.env["email.account"].with_user(self.user).create(
                 self.account_values(owner_user_id=self.manager.id)
             )
+
+    def test_shared_account_form_is_read_only_for_its_users(self):
+        form = Form(self.account.with_user(self.user))
+        with self.assertRaisesRegex(AssertionError, "readonly"):
+            form.name = "Mine"
+        # A new account of their own, and the manager's form, stay editable.
+        form = Form(self.env["email.account"].with_user(self.user))
+        form.name = "Mine"
+        with Form(self.account.with_user(self.manager)) as form:
+            form.name = "Sales Team"
+        self.assertEqual(self.account.name, "Sales Team")
 
     def test_manager_manages_but_never_reads_a_password_back(self):
         Account = self.env["email.account"].with_user(self.manager)
