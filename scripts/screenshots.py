@@ -41,9 +41,7 @@ import datetime
 import http.cookiejar
 import itertools
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +54,15 @@ import websocket
 ROOT = Path(__file__).resolve().parent.parent
 # The loopback servers and certificates of the engine's tests.
 sys.path.insert(0, str(ROOT))
+
+from ci_tools import has_module
+from local_odoo import (
+    addons_path,
+    odoo_command,
+    stop_process_group,
+    wait_until_serving,
+    write_config,
+)
 
 from smtp_engine.tests.dns_server import LoopbackDnsServer
 from smtp_engine.tests.dovecot import (
@@ -404,46 +411,18 @@ class OdooServer:
         self.log = folder / "odoo.log"
         self.process = None
         self.made = False
-        addons = folder / "addons"
-        addons.mkdir(parents=True, exist_ok=True)
-        link = addons / "email_account"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(ROOT)
-        odoo_addons = (
-            os.environ.get("ODOO_ADDONS_PATH")
-            or subprocess.run(
-                [sys.executable, str(ROOT / "scripts" / "ci_tools.py"), "addons-path"],
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=folder,
-            ).stdout.strip()
+        self.addons_path = addons_path(folder)
+        write_config(
+            self.config,
+            addons=self.addons_path,
+            data_dir=folder / "data",
+            db=db,
+            port=port,
+            max_cron_threads=0,
+            logfile=self.log,
+            email_account_ca_file=servers.certs.ca_cert,
+            email_account_dns_server=servers.dns.address,
         )
-        self.addons_path = f"{odoo_addons},{addons}"
-        self.config.write_text(
-            "[options]\n"
-            f"addons_path = {self.addons_path}\n"
-            f"data_dir = {folder / 'data'}\n"
-            f"db_name = {db}\n"
-            f"dbfilter = ^{db}$\n"
-            "list_db = False\n"
-            "http_interface = 127.0.0.1\n"
-            f"http_port = {port}\n"
-            "max_cron_threads = 0\n"
-            f"logfile = {self.log}\n"
-            f"email_account_ca_file = {servers.certs.ca_cert}\n"
-            f"email_account_dns_server = {servers.dns.address}\n"
-        )
-
-    def has_module(self, name):
-        return any(
-            (Path(path) / name / "__manifest__.py").exists()
-            for path in self.addons_path.split(",")
-        )
-
-    def _odoo(self, *args):
-        return [sys.executable, "-m", "odoo", "-c", str(self.config), *args]
 
     def database_exists(self):
         import psycopg2
@@ -467,11 +446,12 @@ class OdooServer:
                 )
             self.made = True
         else:
-            modules = "email_account,crm" if self.has_module("crm") else "email_account"
+            crm = has_module("crm", self.addons_path)
+            modules = "email_account,crm" if crm else "email_account"
             self.made = True
             say(f"creating the database {self.db} with {modules} (log: {self.log})")
             subprocess.run(
-                self._odoo("-i", modules, "--stop-after-init"),
+                odoo_command(self.config, "-i", modules, "--stop-after-init"),
                 check=True,
                 cwd=self.folder,
                 stdout=subprocess.DEVNULL,
@@ -479,23 +459,13 @@ class OdooServer:
             update = []
         say(f"starting Odoo on {self.url}")
         self.process = subprocess.Popen(
-            self._odoo(*update),
+            odoo_command(self.config, *update),
             cwd=self.folder,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 180
-        while True:
-            if self.process.poll() is not None:
-                sys.exit(f"Odoo stopped (exit {self.process.returncode}): {self.log}")
-            if time.monotonic() > deadline:
-                sys.exit(f"Odoo did not answer in 3 minutes: {self.log}")
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.url}/web/login", timeout=5),
-            ):
-                return
-            time.sleep(0.5)
+        if problem := wait_until_serving(self.process, self.url):
+            sys.exit(f"{problem}: {self.log}")
 
     def sql(self, query, params):
         import psycopg2
@@ -510,12 +480,7 @@ class OdooServer:
     def stop(self):
         if self.process is None:
             return
-        for signum, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signum)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(wait)
-                break
+        stop_process_group(self.process, 20)
         self.process = None
 
     def drop(self):
@@ -577,37 +542,35 @@ class Screens:
             "smtp_auth_required": True,
             "smtp_timeout": 10,
         }
+        # Through the server that files in Dovecot, with the delivery check.
+        delivered = {
+            **common,
+            "smtp_port": delivering.port,
+            "delivery_check": True,
+            "imap_host": "127.0.0.1",
+            "imap_port": self.servers.dovecot.port,
+            "imap_encryption": "ssl",
+            "roundtrip_wait": 20,
+        }
         self.accounts = {
             "sales": self.create(
                 admin,
-                **common,
+                **delivered,
                 name="Sales Department",
                 sender_name="Acme Sales",
                 sender_email="sales@acme.example",
                 username="sales@acme.example",
                 password=PASSWORDS["sales@acme.example"],
-                smtp_port=delivering.port,
                 allowed_senders="internal_users",
-                delivery_check=True,
-                imap_host="127.0.0.1",
-                imap_port=self.servers.dovecot.port,
-                imap_encryption="ssl",
-                roundtrip_wait=20,
             ),
             "news": self.create(
                 admin,
-                **common,
+                **delivered,
                 name="Newsletter",
                 sender_name="Acme News",
                 sender_email="news@acme-news.example",
                 username="news@acme-news.example",
                 password=PASSWORDS["news@acme-news.example"],
-                smtp_port=delivering.port,
-                delivery_check=True,
-                imap_host="127.0.0.1",
-                imap_port=self.servers.dovecot.port,
-                imap_encryption="ssl",
-                roundtrip_wait=20,
             ),
             "support": self.create(
                 admin,
