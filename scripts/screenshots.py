@@ -555,49 +555,37 @@ class Screens:
         self.accounts = {
             "sales": self.create(
                 admin,
+                "Sales Department",
+                "Acme Sales",
+                "sales@acme.example",
                 **delivered,
-                name="Sales Department",
-                sender_name="Acme Sales",
-                sender_email="sales@acme.example",
-                username="sales@acme.example",
-                password=PASSWORDS["sales@acme.example"],
                 allowed_senders="internal_users",
             ),
             "news": self.create(
-                admin,
-                **delivered,
-                name="Newsletter",
-                sender_name="Acme News",
-                sender_email="news@acme-news.example",
-                username="news@acme-news.example",
-                password=PASSWORDS["news@acme-news.example"],
+                admin, "Newsletter", "Acme News", "news@acme-news.example", **delivered
             ),
             "support": self.create(
                 admin,
+                "Customer Support",
+                "Acme Support",
+                "support@acme.example",
                 **common,
-                name="Customer Support",
-                sender_name="Acme Support",
-                sender_email="support@acme.example",
-                username="support@acme.example",
                 password="not-the-password",
                 smtp_port=smtp.port,
             ),
             "warehouse": self.create(
                 admin,
+                "Warehouse (own server)",
+                "Acme Warehouse",
+                "warehouse@acme.example",
                 **{**common, "smtp_encryption": "ssl"},
-                name="Warehouse (own server)",
-                sender_name="Acme Warehouse",
-                sender_email="warehouse@acme.example",
-                username="warehouse@acme.example",
-                password=PASSWORDS["warehouse@acme.example"],
                 smtp_port=self.servers.self_signed.port,
             ),
             "microsoft": self.create(
                 admin,
-                name="Management (Microsoft 365)",
-                sender_name="Acme Management",
-                sender_email="management@acme.example",
-                username="management@acme.example",
+                "Management (Microsoft 365)",
+                "Acme Management",
+                "management@acme.example",
                 smtp_host="smtp.office365.com",
                 smtp_port=587,
                 smtp_encryption="starttls",
@@ -609,12 +597,10 @@ class Screens:
         # The salesperson sets up their own account, as from their preferences.
         self.accounts["personal"] = self.create(
             self.salesperson(),
+            SALESPERSON["name"],
+            SALESPERSON["name"],
+            SALESPERSON["email"],
             **common,
-            name=SALESPERSON["name"],
-            sender_name=SALESPERSON["name"],
-            sender_email=SALESPERSON["email"],
-            username=SALESPERSON["email"],
-            password=PASSWORDS[SALESPERSON["email"]],
             smtp_port=smtp.port,
         )
 
@@ -628,8 +614,24 @@ class Screens:
         )[0]
 
     @staticmethod
-    def create(odoo, **values):
-        return odoo.execute("email.account", "create", values)
+    def create(odoo, name, sender_name, address, **values):
+        """An account that sends from ``address`` and logs in with it.
+
+        Its password is the loopback servers' one, unless ``values`` has one.
+        """
+        if address in PASSWORDS:
+            values.setdefault("password", PASSWORDS[address])
+        return odoo.execute(
+            "email.account",
+            "create",
+            {
+                "name": name,
+                "sender_name": sender_name,
+                "sender_email": address,
+                "username": address,
+                **values,
+            },
+        )
 
     def set_up_salesperson(self, admin):
         groups = [admin.ref("base.group_user")]
