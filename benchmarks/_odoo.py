@@ -18,6 +18,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from local_odoo import addons_path
+
 ADMIN_UID = 2
 
 
@@ -38,22 +42,6 @@ def skip_without_odoo(name):
     if reason:
         print(f"{name}: not run: {reason}.")
         sys.exit(0)
-
-
-def addons_path(work):
-    """Odoo's addons folders and a folder holding this addon."""
-    import odoo.addons
-
-    folders = [str(Path(p).resolve()) for p in odoo.addons.__path__]
-    base = Path(odoo.addons.__path__[0]).resolve().parent.parent / "addons"
-    if base.is_dir() and str(base) not in folders:
-        folders.append(str(base))
-    link_dir = Path(work) / "addons"
-    link_dir.mkdir(exist_ok=True)
-    link = link_dir / "email_account"
-    if not link.exists():
-        link.symlink_to(ROOT)
-    return ",".join([*folders, str(link_dir)])
 
 
 class OdooBench:

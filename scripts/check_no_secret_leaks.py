@@ -46,6 +46,8 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parent.parent
 # The engine's test certificate authority, as the addon's tests use it.
 sys.path.insert(0, str(ROOT))
+import local_odoo
+
 from smtp_engine.tests.servers import (
     make_test_certificates,
     server_tls_context,
@@ -222,16 +224,6 @@ def find_forms(forms, data):
         if position >= 0:
             found.append((description, data.count(b"\n", 0, position) + 1))
     return found
-
-
-def odoo_addons_path():
-    output = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "ci_tools.py"), "addons-path"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return output.strip()
 
 
 class LeakCheck:
@@ -441,12 +433,7 @@ def main():
     logging.getLogger("mail.log").setLevel(logging.ERROR)
 
     work = Path(tempfile.mkdtemp(prefix="email_account_leaks."))
-    addons_path = args.addons_path
-    if not addons_path:
-        (work / "addons").mkdir()
-        (work / "addons" / "email_account").symlink_to(ROOT)
-        addons_path = f"{odoo_addons_path()},{work / 'addons'}"
-    check = LeakCheck(work, addons_path)
+    check = LeakCheck(work, args.addons_path or local_odoo.addons_path(work))
     try:
         check.run_odoo()
         places = check.places()

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import xmlrpc.client
 from pathlib import Path
 
@@ -38,6 +37,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from demo_mailbox import DEFAULT_PORT, DEMO_PASSWORD
 from demo_mailbox import READY as MAILBOX_READY
+from local_odoo import (
+    addons_path,
+    odoo_command,
+    stop_process_group,
+    wait_until_serving,
+    write_config,
+)
 
 READY = "demo ready:"
 LOGIN = PASSWORD = "admin"
@@ -112,36 +118,16 @@ class Demo:
                     f"running?). Stop what uses it, or choose another port: "
                     f"{variable}=<port> {sys.argv[0]}"
                 )
-        addons = self.folder / "addons"
-        addons.mkdir(parents=True, exist_ok=True)
-        # Odoo finds a module by its folder name; the checkout's may differ.
-        link = addons / "email_account"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(ROOT)
-        odoo_addons = (
-            os.environ.get("ODOO_ADDONS_PATH")
-            or subprocess.run(
-                [sys.executable, str(ROOT / "scripts" / "ci_tools.py"), "addons-path"],
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=self.folder,
-            ).stdout.strip()
-        )
-        self.config.write_text(
-            "[options]\n"
-            f"addons_path = {odoo_addons},{addons}\n"
-            f"data_dir = {self.folder / 'data'}\n"
-            f"db_name = {self.db}\n"
-            f"dbfilter = ^{self.db}$\n"
-            "list_db = False\n"
-            "http_interface = 127.0.0.1\n"
-            f"http_port = {self.http_port}\n"
-            "max_cron_threads = 1\n"
-            f"logfile = {self.log}\n"
+        write_config(
+            self.config,
+            addons=addons_path(self.folder),
+            data_dir=self.folder / "data",
+            db=self.db,
+            port=self.http_port,
+            max_cron_threads=1,
+            logfile=self.log,
             # The demo mailbox's certificate authority (see README).
-            f"email_account_ca_file = {self.ca_file}\n"
+            email_account_ca_file=self.ca_file,
         )
 
     def database_state(self):
@@ -185,10 +171,11 @@ class Demo:
             f"(about a minute; log: {self.log})"
         )
         started = time.monotonic()
+        install = odoo_command(
+            self.config, "-i", "email_account", "--with-demo", "--stop-after-init"
+        )
         process = subprocess.Popen(
-            _die_with_parent(
-                self._odoo("-i", "email_account", "--with-demo", "--stop-after-init")
-            ),
+            _die_with_parent(install),
             cwd=self.folder,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
@@ -198,14 +185,11 @@ class Demo:
             say(f"  still installing ({time.monotonic() - started:.0f} s)")
         self.children.remove(process)
         if self.stopping.is_set():
-            self._stop_process(process)
+            stop_process_group(process, STOP_SECONDS)
             return
         if process.returncode != 0 or self.database_state() != "installed":
             fail(f"installing the addon failed: see {self.log}\n{self._log_tail()}")
         say(f"  installed in {time.monotonic() - started:.0f} s")
-
-    def _odoo(self, *args):
-        return [sys.executable, "-m", "odoo", "-c", str(self.config), *args]
 
     def _log_tail(self, lines=15):
         with contextlib.suppress(OSError):
@@ -262,19 +246,9 @@ class Demo:
 
     def start_odoo(self):
         say(f"starting Odoo on {self.url} (log: {self.log})")
-        odoo = self._start("Odoo", self._odoo())
-        deadline = time.monotonic() + 180
-        while not self.stopping.is_set():
-            if odoo.poll() is not None:
-                fail(f"Odoo stopped (exit {odoo.returncode}):\n{self._log_tail()}")
-            if time.monotonic() > deadline:
-                fail(f"Odoo did not answer in 3 minutes: see {self.log}")
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.url}/web/login", timeout=5),
-            ):
-                return
-            time.sleep(0.5)
+        odoo = self._start("Odoo", odoo_command(self.config))
+        if problem := wait_until_serving(odoo, self.url, self.stopping):
+            fail(f"{problem}: see {self.log}\n{self._log_tail()}")
 
     def point_accounts_at_mailbox(self):
         """Give the demo accounts the mailbox's port, if it is not the default.
@@ -323,18 +297,9 @@ class Demo:
                     [[account_id], {"smtp_port": self.smtp_port, "password": password}],
                 )
 
-    def _stop_process(self, process):
-        """SIGTERM to the process group, then SIGKILL after a while."""
-        for signum, wait in ((signal.SIGTERM, STOP_SECONDS), (signal.SIGKILL, 5)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signum)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(wait)
-                break
-
     def stop(self):
         for process in reversed(self.children):
-            self._stop_process(process)
+            stop_process_group(process, STOP_SECONDS)
         self.children.clear()
 
     def run(self):

@@ -41,9 +41,7 @@ import datetime
 import http.cookiejar
 import itertools
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +54,15 @@ import websocket
 ROOT = Path(__file__).resolve().parent.parent
 # The loopback servers and certificates of the engine's tests.
 sys.path.insert(0, str(ROOT))
+
+from ci_tools import has_module
+from local_odoo import (
+    addons_path,
+    odoo_command,
+    stop_process_group,
+    wait_until_serving,
+    write_config,
+)
 
 from smtp_engine.tests.dns_server import LoopbackDnsServer
 from smtp_engine.tests.dovecot import (
@@ -404,46 +411,18 @@ class OdooServer:
         self.log = folder / "odoo.log"
         self.process = None
         self.made = False
-        addons = folder / "addons"
-        addons.mkdir(parents=True, exist_ok=True)
-        link = addons / "email_account"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(ROOT)
-        odoo_addons = (
-            os.environ.get("ODOO_ADDONS_PATH")
-            or subprocess.run(
-                [sys.executable, str(ROOT / "scripts" / "ci_tools.py"), "addons-path"],
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=folder,
-            ).stdout.strip()
+        self.addons_path = addons_path(folder)
+        write_config(
+            self.config,
+            addons=self.addons_path,
+            data_dir=folder / "data",
+            db=db,
+            port=port,
+            max_cron_threads=0,
+            logfile=self.log,
+            email_account_ca_file=servers.certs.ca_cert,
+            email_account_dns_server=servers.dns.address,
         )
-        self.addons_path = f"{odoo_addons},{addons}"
-        self.config.write_text(
-            "[options]\n"
-            f"addons_path = {self.addons_path}\n"
-            f"data_dir = {folder / 'data'}\n"
-            f"db_name = {db}\n"
-            f"dbfilter = ^{db}$\n"
-            "list_db = False\n"
-            "http_interface = 127.0.0.1\n"
-            f"http_port = {port}\n"
-            "max_cron_threads = 0\n"
-            f"logfile = {self.log}\n"
-            f"email_account_ca_file = {servers.certs.ca_cert}\n"
-            f"email_account_dns_server = {servers.dns.address}\n"
-        )
-
-    def has_module(self, name):
-        return any(
-            (Path(path) / name / "__manifest__.py").exists()
-            for path in self.addons_path.split(",")
-        )
-
-    def _odoo(self, *args):
-        return [sys.executable, "-m", "odoo", "-c", str(self.config), *args]
 
     def database_exists(self):
         import psycopg2
@@ -467,11 +446,12 @@ class OdooServer:
                 )
             self.made = True
         else:
-            modules = "email_account,crm" if self.has_module("crm") else "email_account"
+            crm = has_module("crm", self.addons_path)
+            modules = "email_account,crm" if crm else "email_account"
             self.made = True
             say(f"creating the database {self.db} with {modules} (log: {self.log})")
             subprocess.run(
-                self._odoo("-i", modules, "--stop-after-init"),
+                odoo_command(self.config, "-i", modules, "--stop-after-init"),
                 check=True,
                 cwd=self.folder,
                 stdout=subprocess.DEVNULL,
@@ -479,23 +459,13 @@ class OdooServer:
             update = []
         say(f"starting Odoo on {self.url}")
         self.process = subprocess.Popen(
-            self._odoo(*update),
+            odoo_command(self.config, *update),
             cwd=self.folder,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 180
-        while True:
-            if self.process.poll() is not None:
-                sys.exit(f"Odoo stopped (exit {self.process.returncode}): {self.log}")
-            if time.monotonic() > deadline:
-                sys.exit(f"Odoo did not answer in 3 minutes: {self.log}")
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.url}/web/login", timeout=5),
-            ):
-                return
-            time.sleep(0.5)
+        if problem := wait_until_serving(self.process, self.url):
+            sys.exit(f"{problem}: {self.log}")
 
     def sql(self, query, params):
         import psycopg2
@@ -510,12 +480,7 @@ class OdooServer:
     def stop(self):
         if self.process is None:
             return
-        for signum, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signum)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(wait)
-                break
+        stop_process_group(self.process, 20)
         self.process = None
 
     def drop(self):
@@ -577,64 +542,50 @@ class Screens:
             "smtp_auth_required": True,
             "smtp_timeout": 10,
         }
+        # Through the server that files in Dovecot, with the delivery check.
+        delivered = {
+            **common,
+            "smtp_port": delivering.port,
+            "delivery_check": True,
+            "imap_host": "127.0.0.1",
+            "imap_port": self.servers.dovecot.port,
+            "imap_encryption": "ssl",
+            "roundtrip_wait": 20,
+        }
         self.accounts = {
             "sales": self.create(
                 admin,
-                **common,
-                name="Sales Department",
-                sender_name="Acme Sales",
-                sender_email="sales@acme.example",
-                username="sales@acme.example",
-                password=PASSWORDS["sales@acme.example"],
-                smtp_port=delivering.port,
+                "Sales Department",
+                "Acme Sales",
+                "sales@acme.example",
+                **delivered,
                 allowed_senders="internal_users",
-                delivery_check=True,
-                imap_host="127.0.0.1",
-                imap_port=self.servers.dovecot.port,
-                imap_encryption="ssl",
-                roundtrip_wait=20,
             ),
             "news": self.create(
-                admin,
-                **common,
-                name="Newsletter",
-                sender_name="Acme News",
-                sender_email="news@acme-news.example",
-                username="news@acme-news.example",
-                password=PASSWORDS["news@acme-news.example"],
-                smtp_port=delivering.port,
-                delivery_check=True,
-                imap_host="127.0.0.1",
-                imap_port=self.servers.dovecot.port,
-                imap_encryption="ssl",
-                roundtrip_wait=20,
+                admin, "Newsletter", "Acme News", "news@acme-news.example", **delivered
             ),
             "support": self.create(
                 admin,
+                "Customer Support",
+                "Acme Support",
+                "support@acme.example",
                 **common,
-                name="Customer Support",
-                sender_name="Acme Support",
-                sender_email="support@acme.example",
-                username="support@acme.example",
                 password="not-the-password",
                 smtp_port=smtp.port,
             ),
             "warehouse": self.create(
                 admin,
+                "Warehouse (own server)",
+                "Acme Warehouse",
+                "warehouse@acme.example",
                 **{**common, "smtp_encryption": "ssl"},
-                name="Warehouse (own server)",
-                sender_name="Acme Warehouse",
-                sender_email="warehouse@acme.example",
-                username="warehouse@acme.example",
-                password=PASSWORDS["warehouse@acme.example"],
                 smtp_port=self.servers.self_signed.port,
             ),
             "microsoft": self.create(
                 admin,
-                name="Management (Microsoft 365)",
-                sender_name="Acme Management",
-                sender_email="management@acme.example",
-                username="management@acme.example",
+                "Management (Microsoft 365)",
+                "Acme Management",
+                "management@acme.example",
                 smtp_host="smtp.office365.com",
                 smtp_port=587,
                 smtp_encryption="starttls",
@@ -646,12 +597,10 @@ class Screens:
         # The salesperson sets up their own account, as from their preferences.
         self.accounts["personal"] = self.create(
             self.salesperson(),
+            SALESPERSON["name"],
+            SALESPERSON["name"],
+            SALESPERSON["email"],
             **common,
-            name=SALESPERSON["name"],
-            sender_name=SALESPERSON["name"],
-            sender_email=SALESPERSON["email"],
-            username=SALESPERSON["email"],
-            password=PASSWORDS[SALESPERSON["email"]],
             smtp_port=smtp.port,
         )
 
@@ -665,8 +614,24 @@ class Screens:
         )[0]
 
     @staticmethod
-    def create(odoo, **values):
-        return odoo.execute("email.account", "create", values)
+    def create(odoo, name, sender_name, address, **values):
+        """An account that sends from ``address`` and logs in with it.
+
+        Its password is the loopback servers' one, unless ``values`` has one.
+        """
+        if address in PASSWORDS:
+            values.setdefault("password", PASSWORDS[address])
+        return odoo.execute(
+            "email.account",
+            "create",
+            {
+                "name": name,
+                "sender_name": sender_name,
+                "sender_email": address,
+                "username": address,
+                **values,
+            },
+        )
 
     def set_up_salesperson(self, admin):
         groups = [admin.ref("base.group_user")]

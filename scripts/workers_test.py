@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The engine's test servers, imported without the addon (which imports Odoo).
 sys.path.insert(0, str(ROOT))
 
+from local_odoo import addons_path
+
 from smtp_engine.tests.servers import (
     LoopbackSmtpServer,
     SilentServer,
@@ -48,20 +50,6 @@ LIMIT_TIME_REAL = 20
 SILENT_ACCOUNTS = 20
 SILENT_TIMEOUT = 15
 ADMIN = ("admin", "admin")
-
-
-def addons_path(work):
-    """Odoo's addons folders and a folder holding this addon."""
-    import odoo.addons
-
-    folders = [str(Path(p).resolve()) for p in odoo.addons.__path__]
-    base = Path(odoo.addons.__path__[0]).resolve().parent.parent / "addons"
-    if base.is_dir() and str(base) not in folders:
-        folders.append(str(base))
-    link_dir = Path(work) / "addons"
-    link_dir.mkdir()
-    (link_dir / "email_account").symlink_to(ROOT)
-    return ",".join([*folders, str(link_dir)])
 
 
 def odoo_command():

@@ -4,7 +4,6 @@ Each test sends through a real SMTP server on loopback (aiosmtpd) and
 asserts what the server received and what the account stored and showed.
 """
 
-import tempfile
 from unittest.mock import patch
 
 from odoo.exceptions import ValidationError
@@ -14,11 +13,10 @@ from odoo.tools import config
 from odoo.addons.email_account.smtp_engine.tests.servers import (
     LoopbackSmtpServer,
     SilentServer,
-    make_test_certificates,
     refused_port,
 )
 
-from .common import EmailAccountCase
+from .common import EmailAccountCase, trust_test_certificates
 
 PASSWORD = "s3cret-Pa55"
 LOGIN_PASSWORD = "relay-Pa55"
@@ -29,14 +27,8 @@ class TestEmailAccountCheck(EmailAccountCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        certs_dir = cls.enterClassContext(tempfile.TemporaryDirectory())
-        cls.certs = make_test_certificates(certs_dir)
         # Our test CA, as an administrator with a private CA would set it.
-        cls.startClassPatcher(
-            patch.dict(
-                config.options, {"email_account_ca_file": str(cls.certs.ca_cert)}
-            )
-        )
+        cls.certs = trust_test_certificates(cls)
         cls.plain = cls.enterClassContext(LoopbackSmtpServer())
         cls.starttls = cls.enterClassContext(
             LoopbackSmtpServer(

@@ -5,12 +5,8 @@ name resolves there), a loopback HTTP server (configuration files and the
 ISP database) and loopback SMTP servers (the probe): nothing else is asked.
 """
 
-import tempfile
-from unittest.mock import patch
-
 from odoo.exceptions import AccessError
 from odoo.tests import Form, tagged
-from odoo.tools import config
 
 from odoo.addons.email_account.smtp_engine.tests.detect_servers import (
     LoopbackDnsServer,
@@ -19,11 +15,10 @@ from odoo.addons.email_account.smtp_engine.tests.detect_servers import (
 )
 from odoo.addons.email_account.smtp_engine.tests.servers import (
     LoopbackSmtpServer,
-    make_test_certificates,
     refused_port,
 )
 
-from .common import EmailAccountCase
+from .common import EmailAccountCase, trust_test_certificates
 
 EMAIL = "sales@example.test"
 
@@ -33,13 +28,7 @@ class TestEmailAccountDetect(EmailAccountCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        certs_dir = cls.enterClassContext(tempfile.TemporaryDirectory())
-        cls.certs = make_test_certificates(certs_dir)
-        cls.startClassPatcher(
-            patch.dict(
-                config.options, {"email_account_ca_file": str(cls.certs.ca_cert)}
-            )
-        )
+        cls.certs = trust_test_certificates(cls)
         cls.dns = cls.enterClassContext(LoopbackDnsServer())
         cls.http = cls.enterClassContext(LoopbackHttpServer())
         cls.smtp_ssl = cls.enterClassContext(

@@ -11,6 +11,8 @@ from odoo.addons.email_account.smtp_engine.tests.servers import (
     refused_port,
 )
 
+from .common import load_greek
+
 # Attributes of our views that the user reads.
 SHOWN_ATTRIBUTES = ("string", "help", "placeholder", "title", "confirm")
 # Texts that are the same in both languages.
@@ -23,10 +25,7 @@ class TestEmailAccountI18n(TransactionCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.env = cls.env(context=dict(cls.env.context, **DISABLED_MAIL_CONTEXT))
-        cls.env["res.lang"]._activate_lang("el_GR")
-        cls.env["ir.module.module"]._load_module_terms(
-            ["email_account"], ["el_GR"], overwrite=True
-        )
+        load_greek(cls.env)
         cls.account = cls.env["email.account"].create(
             {
                 "name": "Sales",

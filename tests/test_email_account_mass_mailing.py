@@ -7,8 +7,9 @@ import unittest
 
 from odoo import SUPERUSER_ID
 from odoo.exceptions import ValidationError
-from odoo.tests import Form, new_test_user, tagged
+from odoo.tests import Form, tagged
 
+from .common import new_user
 from .test_email_account_routing import SALES_LOGIN, EmailAccountRoutingCase
 
 
@@ -23,21 +24,19 @@ class TestEmailAccountMassMailing(EmailAccountRoutingCase):
         cls.env["ir.config_parameter"].set_param(
             "mass_mailing.outgoing_mail_server", True
         )
-        cls.marketer_a = new_test_user(
-            cls.env,
-            login="routing_marketer_a",
-            email="marketer@example.net",
-            groups="mass_mailing.group_mass_mailing_user,"
-            "email_account.group_email_account_user",
+        marketer = (
+            "mass_mailing.group_mass_mailing_user,"
+            "email_account.group_email_account_user"
         )
-        cls.marketer_b = new_test_user(
+        cls.marketer_a = new_user(
+            cls.env, "routing_marketer_a", marketer, email="marketer@example.net"
+        )
+        cls.marketer_b = new_user(
             cls.env,
-            login="routing_marketer_b",
+            "routing_marketer_b",
+            marketer,
+            company=cls.company_b,
             email="marketer-b@example.net",
-            groups="mass_mailing.group_mass_mailing_user,"
-            "email_account.group_email_account_user",
-            company_id=cls.company_b.id,
-            company_ids=[(6, 0, cls.company_b.ids)],
         )
         cls.mailing_list = cls.env["mailing.list"].create(
             {

@@ -9,7 +9,6 @@ servers on loopback that accept only the right bearer token.
 
 import base64
 import json
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest.mock import patch
@@ -19,15 +18,16 @@ import requests
 
 from odoo import fields
 from odoo.exceptions import UserError
-from odoo.tests import Form, HttpCase, new_test_user, tagged
-from odoo.tools import config, mute_logger
+from odoo.tests import Form, HttpCase, tagged
+from odoo.tools import mute_logger
 
 from odoo.addons.base.models.ir_mail_server import IrMail_Server
 from odoo.addons.base.tests.common import DISABLED_MAIL_CONTEXT
 from odoo.addons.email_account.smtp_engine.tests.servers import (
     LoopbackSmtpServer,
-    make_test_certificates,
 )
+
+from .common import JsonRpcMixin, load_greek, new_user, trust_test_certificates
 
 MAILBOX = "sales@example.com"
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -109,17 +109,12 @@ class TokenEndpoint:
         self.stop()
 
 
-class OAuthCase(HttpCase):
+class OAuthCase(JsonRpcMixin, HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.env = cls.env(context=dict(cls.env.context, **DISABLED_MAIL_CONTEXT))
-        certs = make_test_certificates(
-            cls.enterClassContext(tempfile.TemporaryDirectory())
-        )
-        cls.startClassPatcher(
-            patch.dict(config.options, {"email_account_ca_file": str(certs.ca_cert)})
-        )
+        certs = trust_test_certificates(cls)
         cls.tokens = cls.enterClassContext(TokenEndpoint())
         cls.smtp_outlook = cls.enterClassContext(
             LoopbackSmtpServer(
@@ -145,10 +140,10 @@ class OAuthCase(HttpCase):
                 f"{provider}_client_secret", f"{provider}-app-secret"
             )
         # An Email Accounts manager who is no Odoo administrator.
-        cls.manager = new_test_user(
+        cls.manager = new_user(
             cls.env,
-            login="oauth_manager",
-            groups="base.group_user,email_account.group_email_account_manager",
+            "oauth_manager",
+            "base.group_user,email_account.group_email_account_manager",
         )
         cls.outlook = cls.env["email.account"].create(
             {
@@ -203,7 +198,7 @@ class OAuthCase(HttpCase):
 
     def sign_in(self, account):
         """Run core's sign-in for ``account`` as the manager, in a browser."""
-        self.authenticate("oauth_manager", "oauth_manager")
+        self.log_in(self.manager)
         action = account.with_user(self.manager).action_oauth_connect()
         query = parse_qs(urlsplit(action["url"]).query)
         route = {"outlook": "microsoft_outlook", "gmail": "google_gmail"}[
@@ -326,12 +321,12 @@ class TestEmailAccountOAuth(OAuthCase):
     def test_sign_in_started_by_one_user_cannot_be_completed_by_another(self):
         action = self.outlook.with_user(self.manager).action_oauth_connect()
         state = parse_qs(urlsplit(action["url"]).query)["state"][0]
-        other = new_test_user(
+        other = new_user(
             self.env,
-            login="oauth_other",
-            groups="base.group_user,email_account.group_email_account_manager",
+            "oauth_other",
+            "base.group_user,email_account.group_email_account_manager",
         )
-        self.authenticate(other.login, other.login)
+        self.log_in(other)
         with mute_logger("odoo.addons.microsoft_outlook.controllers.main"):
             response = self.url_open(
                 "/microsoft_outlook/confirm?"
@@ -344,10 +339,10 @@ class TestEmailAccountOAuth(OAuthCase):
         self.assertFalse(self.outlook.oauth_connected)
 
     def test_plain_user_may_not_start_a_sign_in(self):
-        user = new_test_user(
+        user = new_user(
             self.env,
-            login="oauth_user",
-            groups="base.group_user,email_account.group_email_account_user",
+            "oauth_user",
+            "base.group_user,email_account.group_email_account_user",
         )
         with self.assertRaises(UserError):
             self.outlook.with_user(user).action_oauth_connect()
@@ -426,15 +421,7 @@ class TestEmailAccountOAuth(OAuthCase):
         self.sign_in(self.outlook)
         self.outlook.action_send_test_message()
         self.authenticate("admin", "admin")
-        read = self.make_jsonrpc_request(
-            "/web/dataset/call_kw/email.account/read",
-            {
-                "model": "email.account",
-                "method": "read",
-                "args": [self.outlook.ids],
-                "kwargs": {},
-            },
-        )
+        read = self.call("email.account", "read", self.outlook.ids)
         secrets = ("access-1", "refresh-1")
         leaks = [
             json.dumps(read),
@@ -498,10 +485,7 @@ class TestEmailAccountOAuthGreek(OAuthCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env["res.lang"]._activate_lang("el_GR")
-        cls.env["ir.module.module"]._load_module_terms(
-            ["email_account"], ["el_GR"], overwrite=True
-        )
+        load_greek(cls.env)
 
     def test_provider_replies_name_their_cause(self):
         cases = {

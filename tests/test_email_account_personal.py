@@ -10,11 +10,11 @@ import unittest
 from datetime import timedelta
 
 from odoo import fields
-from odoo.tests import Form, HttpCase, new_test_user, tagged
+from odoo.tests import Form, HttpCase, tagged
 from odoo.tests.common import JsonRpcException
 from odoo.tools import mute_logger
 
-from .common import LoopbackSendingMixin
+from .common import JsonRpcMixin, LoopbackSendingMixin, load_greek, new_user
 
 ALICE_LOGIN = "alice@example.com"
 ALICE_PASSWORD = "Alice-Mailbox-Pa55"
@@ -22,7 +22,7 @@ PERSONAL_PARAM = "email_account.personal_accounts"
 RATE_PARAM = "email_account.personal_rate_limit"
 
 
-class EmailAccountPersonalCase(LoopbackSendingMixin, HttpCase):
+class EmailAccountPersonalCase(JsonRpcMixin, LoopbackSendingMixin, HttpCase):
     """Two salespeople, a manager, Alice's mailbox server and a catch-all."""
 
     @classmethod
@@ -35,26 +35,14 @@ class EmailAccountPersonalCase(LoopbackSendingMixin, HttpCase):
             else "base.group_user"
         )
         groups = f"{salesman},base.group_partner_manager"
-        cls.alice = new_test_user(
-            cls.env, login="alice", email=ALICE_LOGIN, groups=groups
-        )
-        cls.bob = new_test_user(
-            cls.env, login="bob", email="bob@example.com", groups=groups
-        )
-        cls.manager = new_test_user(
-            cls.env,
-            login="personal_manager",
-            groups="email_account.group_email_account_manager",
+        cls.alice = new_user(cls.env, "alice", groups, email=ALICE_LOGIN)
+        cls.bob = new_user(cls.env, "bob", groups, email="bob@example.com")
+        cls.manager = new_user(
+            cls.env, "personal_manager", "email_account.group_email_account_manager"
         )
 
     def loopback_servers(self):
         return [self.smtp_alice, self.smtp_default]
-
-    def call(self, model, method, *args, **kwargs):
-        return self.make_jsonrpc_request(
-            f"/web/dataset/call_kw/{model}/{method}",
-            {"model": model, "method": method, "args": list(args), "kwargs": kwargs},
-        )
 
     def account_values(self, **overrides):
         return {
@@ -63,17 +51,13 @@ class EmailAccountPersonalCase(LoopbackSendingMixin, HttpCase):
             "password": ALICE_PASSWORD,
             "sender_name": "Alice",
             "sender_email": ALICE_LOGIN,
-            "smtp_host": "127.0.0.1",
-            "smtp_port": self.smtp_alice.port,
-            "smtp_encryption": "starttls",
-            "smtp_timeout": 10,
-            "smtp_auth_required": True,
+            **self.connection_to(self.smtp_alice),
             **overrides,
         }
 
     def create_as_alice(self, **overrides):
         """Alice saves a new account from the form, as the web client does."""
-        self.authenticate("alice", "alice")
+        self.log_in(self.alice)
         saved = self.call(
             "email.account",
             "web_save",
@@ -82,26 +66,6 @@ class EmailAccountPersonalCase(LoopbackSendingMixin, HttpCase):
             specification={"password": {}, "password_set": {}, "owner_user_id": {}},
         )
         return self.env["email.account"].browse(saved[0]["id"]), saved[0]
-
-    def post(self, model, record_id, email_from=None):
-        """Post to the customer over RPC as the logged-in user."""
-        kwargs = {"email_from": email_from} if email_from else {}
-        message_id = self.call(
-            model,
-            "message_post",
-            [record_id],
-            body="Your quotation is ready.",
-            partner_ids=self.customer.ids,
-            message_type="comment",
-            subtype_xmlid="mail.mt_comment",
-            context={"mail_notify_force_send": False},
-            **kwargs,
-        )
-        return self.env["mail.mail"].search([("mail_message_id", "=", message_id)])
-
-    def run_queue(self, mails):
-        self.assertTrue(mails)
-        mails.sudo().send()
 
     def received(self):
         return {
@@ -139,7 +103,7 @@ class TestEmailAccountPersonal(EmailAccountPersonalCase):
         self.assertFalse(read["password"])
 
     def test_my_account_action_opens_a_new_then_the_own_account(self):
-        self.authenticate("alice", "alice")
+        self.log_in(self.alice)
         action = self.call("email.account", "action_open_my_account")
         self.assertNotIn("res_id", action)
         self.assertEqual(action["context"]["default_sender_email"], ALICE_LOGIN)
@@ -210,7 +174,7 @@ class TestEmailAccountPersonal(EmailAccountPersonalCase):
     def test_other_salesperson_cannot_read_pick_or_change_it(self):
         account, _saved = self.create_as_alice()
         server = account.sudo().mail_server_id
-        self.authenticate("bob", "bob")
+        self.log_in(self.bob)
         self.assertEqual(self.call("email.account", "search_read", [], ["name"]), [])
         try:
             with mute_logger("odoo.http"):
@@ -240,8 +204,10 @@ class TestEmailAccountPersonal(EmailAccountPersonalCase):
 
     def test_other_salespersons_mail_from_the_address_takes_the_normal_route(self):
         self.create_as_alice()
-        self.authenticate("bob", "bob")
-        mails = self.post("res.partner", self.customer.id, email_from=ALICE_LOGIN)
+        self.log_in(self.bob)
+        mails = self.post_to_customer(
+            "res.partner", self.customer.id, email_from=ALICE_LOGIN
+        )
         composer = self.call(
             "mail.compose.message",
             "create",
@@ -279,7 +245,7 @@ class TestEmailAccountPersonal(EmailAccountPersonalCase):
 
     def test_other_salesperson_cannot_force_the_account_server(self):
         account, _saved = self.create_as_alice()
-        self.authenticate("bob", "bob")
+        self.log_in(self.bob)
         with mute_logger("odoo.http"), self.assertRaises(JsonRpcException):
             self.call(
                 "res.partner",
@@ -298,7 +264,7 @@ class TestEmailAccountPersonal(EmailAccountPersonalCase):
 
     def test_owner_chatter_message_leaves_through_the_account(self):
         self.create_as_alice()
-        mails = self.post("res.partner", self.customer.id)
+        mails = self.post_to_customer("res.partner", self.customer.id)
         self.run_queue(mails)
         self.assertEqual(self.received(), {"alice": [ALICE_LOGIN], "default": 0})
         self.assertIn(
@@ -314,7 +280,7 @@ class TestEmailAccountPersonal(EmailAccountPersonalCase):
             "create",
             {"name": "Big deal", "partner_id": self.customer.id},
         )
-        mails = self.post("crm.lead", lead_id)
+        mails = self.post_to_customer("crm.lead", lead_id)
         self.run_queue(mails)
         self.assertEqual(self.received(), {"alice": [ALICE_LOGIN], "default": 0})
 
@@ -359,7 +325,7 @@ class TestEmailAccountPersonal(EmailAccountPersonalCase):
             account,
         )
         # The existing one sends nothing until allowed again.
-        self.run_queue(self.post("res.partner", self.customer.id))
+        self.run_queue(self.post_to_customer("res.partner", self.customer.id))
         self.assertEqual(self.received(), {"alice": [], "default": 1})
         self.assertTrue(account.active)
 
@@ -368,7 +334,7 @@ class TestEmailAccountPersonal(EmailAccountPersonalCase):
         self.env["ir.config_parameter"].set_param(RATE_PARAM, "2")
         mails = self.env["mail.mail"]
         for _index in range(3):
-            mails |= self.post("res.partner", self.customer.id)
+            mails |= self.post_to_customer("res.partner", self.customer.id)
         self.run_queue(mails)
         self.assertEqual(len(self.received()["alice"]), 2)
         self.assertEqual(self.received()["default"], 0)
@@ -379,7 +345,7 @@ class TestEmailAccountPersonal(EmailAccountPersonalCase):
 
     def test_manager_sees_archives_every_personal_account(self):
         account, _saved = self.create_as_alice()
-        self.authenticate("personal_manager", "personal_manager")
+        self.log_in(self.manager)
         found = self.call(
             "email.account",
             "search_read",
@@ -398,7 +364,7 @@ class TestEmailAccountPersonal(EmailAccountPersonalCase):
 
     def test_deleting_the_owner_keeps_queued_mail(self):
         account, _saved = self.create_as_alice()
-        mails = self.post("res.partner", self.customer.id)
+        mails = self.post_to_customer("res.partner", self.customer.id)
         self.assertEqual(mails.state, "outgoing")
         self.alice.unlink()
         self.assertTrue(account.exists())
@@ -420,10 +386,7 @@ class TestEmailAccountPersonalFailure(EmailAccountPersonalCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.env["res.lang"]._activate_lang("el_GR")
-        cls.env["ir.module.module"]._load_module_terms(
-            ["email_account"], ["el_GR"], overwrite=True
-        )
+        load_greek(cls.env)
         cls.alice.lang = "el_GR"
 
     def owner_activity(self, account):
@@ -443,7 +406,7 @@ class TestEmailAccountPersonalFailure(EmailAccountPersonalCase):
         # The mailbox's password changes at the provider.
         self.smtp_alice.auth[ALICE_LOGIN] = "changed-at-the-provider"
         self.addCleanup(self.smtp_alice.auth.update, {ALICE_LOGIN: ALICE_PASSWORD})
-        mails = self.post("res.partner", self.customer.id)
+        mails = self.post_to_customer("res.partner", self.customer.id)
         self.run_queue(mails)
         self.assertEqual(mails.state, "exception")
         activity = self.owner_activity(account)
@@ -465,7 +428,7 @@ class TestEmailAccountPersonalFailure(EmailAccountPersonalCase):
 
     def test_check_by_a_manager_tells_the_owner(self):
         account, _saved = self.create_as_alice(password="wrong")
-        self.authenticate("personal_manager", "personal_manager")
+        self.log_in(self.manager)
         self.call("email.account", "action_send_test_message", [account.id])
         activity = self.owner_activity(account)
         self.assertEqual(len(activity), 1)

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from psycopg2 import IntegrityError
 
 from odoo.exceptions import UserError, ValidationError
-from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.email_account.hooks import uninstall_hook
@@ -24,7 +24,7 @@ from odoo.addons.email_account.smtp_engine.tests.servers import (
     refused_port,
 )
 
-from .common import LoopbackSendingMixin
+from .common import LoopbackSendingMixin, load_greek, new_user
 
 SALES_LOGIN = "sales-smtp"
 SALES_PASSWORD = "Sales-Smtp-Pa55"
@@ -55,11 +55,7 @@ class EmailAccountRoutingCase(LoopbackSendingMixin, TransactionCase):
                 "password": MAILBOX_PASSWORD,
                 "sender_name": "Sales Department",
                 "sender_email": "sales@example.com",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": cls.smtp_sales.port,
-                "smtp_encryption": "starttls",
-                "smtp_timeout": 10,
-                "smtp_auth_required": True,
+                **cls.connection_to(cls.smtp_sales),
                 "smtp_login": SALES_LOGIN,
                 "smtp_password": SALES_PASSWORD,
                 "company_id": cls.company_a.id,
@@ -78,10 +74,8 @@ class EmailAccountRoutingCase(LoopbackSendingMixin, TransactionCase):
         )
         # Who queues the mail of these tests: a member of Email Accounts /
         # User in company A, so allowed to send through both accounts.
-        cls.seller = new_test_user(
-            cls.env,
-            login="routing_account_user",
-            groups="email_account.group_email_account_user",
+        cls.seller = new_user(
+            cls.env, "routing_account_user", "email_account.group_email_account_user"
         )
 
     def loopback_servers(self):
@@ -175,7 +169,7 @@ class TestEmailAccountRouting(EmailAccountRoutingCase):
     def test_one_batch_of_several_senders_is_routed_per_sender(self):
         # The queue remembers, within one run, which servers each sender may
         # use: a sender who may not use the account still goes elsewhere.
-        outsider = new_test_user(self.env, login="routing_outsider")
+        outsider = new_user(self.env, "routing_outsider")
         allowed = self.queue_mail("sales@example.com", subject="Allowed")
         other = self.queue_mail("sales@example.com", user=outsider, subject="Other")
         (allowed | other).send()
@@ -264,10 +258,7 @@ class TestEmailAccountRouting(EmailAccountRoutingCase):
         self.assertFalse(self.smtp_sales.messages)
 
     def test_failure_reason_is_in_the_language_of_the_sender(self):
-        self.env["res.lang"]._activate_lang("el_GR")
-        self.env["ir.module.module"]._load_module_terms(
-            ["email_account"], ["el_GR"], overwrite=True
-        )
+        load_greek(self.env)
         self.account_support.smtp_port = refused_port()
         mail = self.queue_mail("support@example.com")
         mail.with_context(lang="el_GR").send()
@@ -293,12 +284,12 @@ class TestEmailAccountRouting(EmailAccountRoutingCase):
         self.assertFalse(tls_server.messages)
 
     def test_chatter_post_from_the_account_address(self):
-        seller = new_test_user(
+        seller = new_user(
             self.env,
-            login="routing_seller",
+            "routing_seller",
+            "base.group_partner_manager,email_account.group_email_account_user",
             name="Jane Seller",
             email="sales@example.com",
-            groups="base.group_partner_manager,email_account.group_email_account_user",
         )
         self.post_and_send(self.customer, seller)
 
@@ -313,11 +304,11 @@ class TestEmailAccountRouting(EmailAccountRoutingCase):
     def test_crm_lead_post_from_the_account_address(self):
         if "crm.lead" not in self.env:
             self.skipTest("CRM is not installed")
-        seller = new_test_user(
+        seller = new_user(
             self.env,
-            login="routing_crm_seller",
+            "routing_crm_seller",
+            "sales_team.group_sale_salesman,email_account.group_email_account_user",
             email="sales@example.com",
-            groups="sales_team.group_sale_salesman,email_account.group_email_account_user",
         )
         lead = self.env["crm.lead"].create(
             {"name": "Big deal", "partner_id": self.customer.id, "user_id": seller.id}
@@ -441,20 +432,15 @@ class TestEmailAccountCompanies(EmailAccountRoutingCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.admin_b = new_test_user(
-            cls.env,
-            login="routing_admin_b",
-            groups="base.group_system",
-            company_id=cls.company_b.id,
-            company_ids=[(6, 0, cls.company_b.ids)],
+        cls.admin_b = new_user(
+            cls.env, "routing_admin_b", "base.group_system", company=cls.company_b
         )
-        cls.user_b = new_test_user(
+        cls.user_b = new_user(
             cls.env,
-            login="routing_user_b",
+            "routing_user_b",
+            "base.group_partner_manager,email_account.group_email_account_user",
+            company=cls.company_b,
             email="user_b@example.net",
-            groups="base.group_partner_manager,email_account.group_email_account_user",
-            company_id=cls.company_b.id,
-            company_ids=[(6, 0, cls.company_b.ids)],
         )
 
     def test_user_of_another_company_does_not_see_the_account(self):
@@ -505,19 +491,15 @@ class TestEmailAccountSendingApi(EmailAccountRoutingCase):
             Account._find_account("support@example.com", company=self.company_b),
             self.account_support,
         )
-        user_b = new_test_user(
-            self.env,
-            login="api_user_b",
-            email="sales@example.com",
-            company_id=self.company_b.id,
-            company_ids=[(6, 0, self.company_b.ids)],
+        user_b = new_user(
+            self.env, "api_user_b", company=self.company_b, email="sales@example.com"
         )
         self.assertFalse(Account._find_account(user=user_b))
-        user_a = new_test_user(
+        user_a = new_user(
             self.env,
-            login="api_user_a",
+            "api_user_a",
+            "email_account.group_email_account_user",
             email="Sales@Example.com",
-            groups="email_account.group_email_account_user",
         )
         self.assertEqual(Account._find_account(user=user_a), self.account_sales)
 

@@ -1,24 +1,24 @@
 """Access over real RPC: what the web client and external clients get back."""
 
-from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tests import HttpCase, tagged
 from odoo.tests.common import JsonRpcException
 from odoo.tools import mute_logger
+
+from .common import JsonRpcMixin, new_user
 
 PASSWORD = "s3cret-Pa55"
 
 
 @tagged("post_install", "-at_install")
-class TestEmailAccountRpc(HttpCase):
+class TestEmailAccountRpc(JsonRpcMixin, HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.manager = new_test_user(
-            cls.env,
-            login="rpc_manager",
-            groups="email_account.group_email_account_manager",
+        cls.manager = new_user(
+            cls.env, "rpc_manager", "email_account.group_email_account_manager"
         )
-        cls.user = new_test_user(
-            cls.env, login="rpc_user", groups="email_account.group_email_account_user"
+        cls.user = new_user(
+            cls.env, "rpc_user", "email_account.group_email_account_user"
         )
         cls.account = cls.env["email.account"].create(
             {
@@ -30,23 +30,18 @@ class TestEmailAccountRpc(HttpCase):
             }
         )
 
-    def call_kw(self, model, method, args, kwargs=None):
-        return self.make_jsonrpc_request(
-            f"/web/dataset/call_kw/{model}/{method}",
-            {"model": model, "method": method, "args": args, "kwargs": kwargs or {}},
-        )
-
     def test_web_client_save_and_read_never_return_a_password(self):
-        self.authenticate("rpc_manager", "rpc_manager")
+        self.log_in(self.manager)
         spec = {"password": {}, "smtp_password": {}, "password_set": {}, "name": {}}
-        saved = self.call_kw(
+        saved = self.call(
             "email.account",
             "web_save",
-            [[self.account.id], {"password": "n3w-Pa55", "smtp_password": "x-Pa55"}],
-            {"specification": spec},
+            [self.account.id],
+            {"password": "n3w-Pa55", "smtp_password": "x-Pa55"},
+            specification=spec,
         )
-        read = self.call_kw(
-            "email.account", "web_read", [[self.account.id]], {"specification": spec}
+        read = self.call(
+            "email.account", "web_read", [self.account.id], specification=spec
         )
         for answer in (saved, read):
             self.assertEqual(answer[0]["password"], False)
@@ -57,37 +52,35 @@ class TestEmailAccountRpc(HttpCase):
 
     @mute_logger("odoo.http")
     def test_web_client_user_cannot_read_secrets_or_edit(self):
-        self.authenticate("rpc_user", "rpc_user")
-        read = self.call_kw(
+        self.log_in(self.user)
+        read = self.call(
             "email.account",
             "web_read",
-            [[self.account.id]],
-            {"specification": {"name": {}, "sender_email": {}}},
+            [self.account.id],
+            specification={"name": {}, "sender_email": {}},
         )
         self.assertEqual(read[0]["name"], "Sales")
-        read = self.call_kw(
+        read = self.call(
             "email.account",
             "web_read",
-            [[self.account.id]],
-            {"specification": {"password": {}, "smtp_password": {}}},
+            [self.account.id],
+            specification={"password": {}, "smtp_password": {}},
         )
         self.assertEqual(read[0]["password"], False)
         self.assertEqual(read[0]["smtp_password"], False)
-        for method, args, kwargs in (
-            ("read", [[self.account.id], ["password_token"]], {}),
-            ("write", [[self.account.id], {"name": "Mine"}], {}),
-            ("action_send_test_message", [[self.account.id]], {}),
+        for method, *args in (
+            ("read", [self.account.id], ["password_token"]),
+            ("write", [self.account.id], {"name": "Mine"}),
+            ("action_send_test_message", [self.account.id]),
         ):
             with self.subTest(method=method), self.assertRaises(JsonRpcException):
-                self.call_kw("email.account", method, args, kwargs)
+                self.call("email.account", method, *args)
         self.assertEqual(self.account.name, "Sales")
 
     @mute_logger("odoo.http")
     def test_form_view_sent_to_a_user_has_no_secret_fields(self):
-        self.authenticate("rpc_user", "rpc_user")
-        views = self.call_kw(
-            "email.account", "get_views", [], {"views": [[False, "form"]]}
-        )
+        self.log_in(self.user)
+        views = self.call("email.account", "get_views", views=[[False, "form"]])
         arch = views["views"]["form"]["arch"]
         self.assertIn('name="sender_email"', arch)
         self.assertNotIn('name="test_transcript"', arch)

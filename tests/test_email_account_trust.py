@@ -11,7 +11,7 @@ import contextlib
 import unittest
 
 from odoo.exceptions import ValidationError
-from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tests import HttpCase, tagged
 from odoo.tests.common import JsonRpcException
 from odoo.tools import mute_logger
 
@@ -19,13 +19,13 @@ from odoo.addons.email_account.smtp_engine.tests.servers import (
     LoopbackSmtpServer,
 )
 
-from .common import LoopbackSendingMixin
+from .common import JsonRpcMixin, LoopbackSendingMixin, new_user
 
 LOGIN = "sales@example.com"
 PASSWORD = "Sales-Pa55-trust"
 
 
-class EmailAccountTrustCase(LoopbackSendingMixin, HttpCase):
+class EmailAccountTrustCase(JsonRpcMixin, LoopbackSendingMixin, HttpCase):
     """An account of company A with a password, its server, a catch-all."""
 
     @classmethod
@@ -35,28 +35,20 @@ class EmailAccountTrustCase(LoopbackSendingMixin, HttpCase):
         cls.smtp_attacker = cls.login_server({LOGIN: "anything"})
         cls.company_a = cls.env.company
         cls.company_b = cls.env["res.company"].create({"name": "Company B"})
-        cls.manager = new_test_user(
-            cls.env,
-            login="trust_manager",
-            groups="email_account.group_email_account_manager",
+        partner_manager = "base.group_partner_manager"
+        account_user = f"{partner_manager},email_account.group_email_account_user"
+        cls.manager = new_user(
+            cls.env, "trust_manager", "email_account.group_email_account_manager"
         )
-        cls.account_user = new_test_user(
+        cls.account_user = new_user(cls.env, "trust_account_user", account_user)
+        cls.internal = new_user(
             cls.env,
-            login="trust_account_user",
-            groups="base.group_partner_manager,email_account.group_email_account_user",
-        )
-        cls.internal = new_test_user(
-            cls.env,
-            login="trust_internal",
+            "trust_internal",
+            f"base.group_user,{partner_manager}",
             email="sales@example.com",
-            groups="base.group_user,base.group_partner_manager",
         )
-        cls.user_b = new_test_user(
-            cls.env,
-            login="trust_user_b",
-            groups="base.group_partner_manager,email_account.group_email_account_user",
-            company_id=cls.company_b.id,
-            company_ids=[(6, 0, cls.company_b.ids)],
+        cls.user_b = new_user(
+            cls.env, "trust_user_b", account_user, company=cls.company_b
         )
         cls.account = cls.env["email.account"].create(
             {
@@ -65,11 +57,7 @@ class EmailAccountTrustCase(LoopbackSendingMixin, HttpCase):
                 "password": PASSWORD,
                 "sender_name": "Sales Department",
                 "sender_email": "sales@example.com",
-                "smtp_host": "127.0.0.1",
-                "smtp_port": cls.smtp_sales.port,
-                "smtp_encryption": "starttls",
-                "smtp_timeout": 10,
-                "smtp_auth_required": True,
+                **cls.connection_to(cls.smtp_sales),
                 "company_id": cls.company_a.id,
             }
         )
@@ -77,31 +65,11 @@ class EmailAccountTrustCase(LoopbackSendingMixin, HttpCase):
     def loopback_servers(self):
         return [self.smtp_sales, self.smtp_attacker, self.smtp_default]
 
-    def call(self, model, method, *args, **kwargs):
-        return self.make_jsonrpc_request(
-            f"/web/dataset/call_kw/{model}/{method}",
-            {"model": model, "method": method, "args": list(args), "kwargs": kwargs},
-        )
-
     def post_as_logged_user(self, email_from):
         """Post on the customer to the customer over RPC, as the web client."""
-        message_id = self.call(
-            "res.partner",
-            "message_post",
-            [self.customer.id],
-            body="Your order is ready.",
-            partner_ids=self.customer.ids,
-            message_type="comment",
-            subtype_xmlid="mail.mt_comment",
-            email_from=email_from,
-            context={"mail_notify_force_send": False},
+        return self.post_to_customer(
+            "res.partner", self.customer.id, email_from=email_from
         )
-        return self.env["mail.mail"].search([("mail_message_id", "=", message_id)])
-
-    def run_queue(self, mails):
-        """Send as the mail queue's cron does: as the superuser."""
-        self.assertTrue(mails)
-        mails.sudo().send()
 
     def received(self):
         return {
@@ -116,7 +84,7 @@ class TestEmailAccountTrust(EmailAccountTrustCase):
     # 1. Credentials are bound to their server
 
     def test_manager_cannot_send_the_password_elsewhere(self):
-        self.authenticate("trust_manager", "trust_manager")
+        self.log_in(self.manager)
         moves = {
             "host and port": {"smtp_host": "localhost", "smtp_port": 0},
             "port": {"smtp_port": 0},
@@ -155,7 +123,7 @@ class TestEmailAccountTrust(EmailAccountTrustCase):
                     )
 
     def test_new_password_in_the_same_save_is_kept(self):
-        self.authenticate("trust_manager", "trust_manager")
+        self.log_in(self.manager)
         self.call(
             "email.account",
             "web_save",
@@ -173,7 +141,7 @@ class TestEmailAccountTrust(EmailAccountTrustCase):
         # Even with the password given again in the same save, an account
         # whose security is None refuses to log in, before connecting.
         plain = self.enterContext(LoopbackSmtpServer(auth={LOGIN: PASSWORD}))
-        self.authenticate("trust_manager", "trust_manager")
+        self.log_in(self.manager)
         self.call(
             "email.account",
             "web_save",
@@ -184,14 +152,14 @@ class TestEmailAccountTrust(EmailAccountTrustCase):
         self.call("email.account", "action_send_test_message", [self.account.id])
         self.assertEqual(self.account.test_state, "failed")
         self.assertIn("STARTTLS", self.account.test_message)
-        self.authenticate("trust_account_user", "trust_account_user")
+        self.log_in(self.account_user)
         mails = self.post_as_logged_user("sales@example.com")
         self.run_queue(mails)
         self.assertEqual(mails.state, "exception")
         self.assertFalse(plain.connections)
 
     def test_dropped_password_is_recorded_in_the_chatter(self):
-        self.authenticate("trust_manager", "trust_manager")
+        self.log_in(self.manager)
         self.call(
             "email.account",
             "web_save",
@@ -205,7 +173,7 @@ class TestEmailAccountTrust(EmailAccountTrustCase):
         )
 
     def test_manager_removes_a_stored_password(self):
-        self.authenticate("trust_manager", "trust_manager")
+        self.log_in(self.manager)
         self.call("email.account", "action_remove_password", [self.account.id])
         read = self.call(
             "email.account",
@@ -221,12 +189,12 @@ class TestEmailAccountTrust(EmailAccountTrustCase):
     # 2. Who may send through an account
 
     def test_account_user_sends_through_the_account(self):
-        self.authenticate("trust_account_user", "trust_account_user")
+        self.log_in(self.account_user)
         self.run_queue(self.post_as_logged_user("sales@example.com"))
         self.assertEqual(self.received(), {"sales": 1, "attacker": 0, "default": 0})
 
     def test_internal_user_without_the_group_uses_normal_routing(self):
-        self.authenticate("trust_internal", "trust_internal")
+        self.log_in(self.internal)
         self.run_queue(self.post_as_logged_user("sales@example.com"))
         self.assertEqual(self.received(), {"sales": 0, "attacker": 0, "default": 1})
 
@@ -241,7 +209,7 @@ class TestEmailAccountTrust(EmailAccountTrustCase):
         # With no other server at all, the queue looks for a server a second
         # time when it connects: that lookup must not find the account.
         self.default_server.active = False
-        self.authenticate("trust_user_b", "trust_user_b")
+        self.log_in(self.user_b)
         mails = self.post_as_logged_user("sales@example.com")
         self.run_queue(mails)
         self.assertEqual(self.received(), {"sales": 0, "attacker": 0, "default": 0})
@@ -249,7 +217,7 @@ class TestEmailAccountTrust(EmailAccountTrustCase):
         self.assertFalse(self.smtp_sales.connections)
 
     def test_user_cannot_force_the_account_server_on_a_mail(self):
-        self.authenticate("trust_internal", "trust_internal")
+        self.log_in(self.internal)
         server = self.account.sudo().mail_server_id
         with mute_logger("odoo.http"), self.assertRaises(JsonRpcException):
             self.call(
@@ -311,26 +279,14 @@ class TestEmailAccountTrustMassMailing(EmailAccountTrustCase):
         super().setUpClass()
         if "mailing.mailing" not in cls.env:
             raise unittest.SkipTest("mass_mailing is not installed")
-        cls.marketer_a = new_test_user(
-            cls.env,
-            login="trust_marketer_a",
-            groups="mass_mailing.group_mass_mailing_user,"
-            "email_account.group_email_account_user",
-        )
-        cls.marketer_b = new_test_user(
-            cls.env,
-            login="trust_marketer_b",
-            groups="mass_mailing.group_mass_mailing_user,"
-            "email_account.group_email_account_user",
-            company_id=cls.company_b.id,
-            company_ids=[(6, 0, cls.company_b.ids)],
+        marketer = "mass_mailing.group_mass_mailing_user"
+        account_user = f"{marketer},email_account.group_email_account_user"
+        cls.marketer_a = new_user(cls.env, "trust_marketer_a", account_user)
+        cls.marketer_b = new_user(
+            cls.env, "trust_marketer_b", account_user, company=cls.company_b
         )
         # Of the account's company, but not allowed to use the account.
-        cls.marketer_plain = new_test_user(
-            cls.env,
-            login="trust_marketer_plain",
-            groups="mass_mailing.group_mass_mailing_user",
-        )
+        cls.marketer_plain = new_user(cls.env, "trust_marketer_plain", marketer)
         cls.mailing_list = cls.env["mailing.list"].create(
             {
                 "name": "Newsletter",
@@ -341,7 +297,7 @@ class TestEmailAccountTrustMassMailing(EmailAccountTrustCase):
     @mute_logger("odoo.http")
     def test_connection_test_of_the_account_server_over_rpc(self):
         server = self.account.sudo().mail_server_id
-        self.authenticate("trust_marketer_plain", "trust_marketer_plain")
+        self.log_in(self.marketer_plain)
         with self.assertRaises(JsonRpcException) as caught:
             self.call("ir.mail_server", "test_smtp_connection", [server.id])
         self.assertNotIn("Sales", str(caught.exception))
@@ -353,7 +309,7 @@ class TestEmailAccountTrustMassMailing(EmailAccountTrustCase):
 
     @mute_logger("odoo.http", "odoo.addons.mass_mailing.models.mailing")
     def test_mailing_naming_an_allowed_responsible_does_not_use_the_account(self):
-        self.authenticate("trust_marketer_b", "trust_marketer_b")
+        self.log_in(self.marketer_b)
         mailing_id = self.call(
             "mailing.mailing",
             "create",

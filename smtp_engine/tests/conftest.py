@@ -1,9 +1,7 @@
-"""Fixtures of the SMTP engine's tests, and one collection rule.
+"""Fixtures of the SMTP engine's tests, and their collection rule.
 
-The repository root is the Odoo addon and its ``__init__.py`` imports Odoo.
-pytest imports the ``__init__.py`` of every package directory it collects
-through, so it would import Odoo; these tests import ``smtp_engine`` as a
-top-level package instead, and collect the directories as plain folders.
+The tests import ``smtp_engine`` as a top-level package, never through the
+addon (whose ``__init__.py`` imports Odoo): see plain_folders.py.
 """
 
 import os
@@ -16,19 +14,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from smtp_engine import SmtpSettings
+from smtp_engine.tests.plain_folders import collect_plain_folders
 from smtp_engine.tests.servers import make_test_certificates
 
 
-class _PlainDirectories:
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collect_directory(self, path, parent):
-        if (path / "__init__.py").is_file():
-            return pytest.Dir.from_parent(parent, path=path)
-        return None
-
-
 def pytest_configure(config):
-    config.pluginmanager.register(_PlainDirectories(), "smtp-engine-plain-dirs")
+    collect_plain_folders(config)
 
 
 @pytest.fixture(autouse=True)

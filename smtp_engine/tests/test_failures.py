@@ -21,6 +21,9 @@ MICROSOFT_SEND_AS = (
     550,
     "5.7.60 SMTP; Client does not have permissions to send as this sender",
 )
+RELAY_DENIED = (554, "5.7.1 <sender@example.com>: Relay access denied")
+USER_UNKNOWN = (550, "5.1.1 <sender@example.com>: User unknown")
+SPAM = (554, "5.6.0 Message refused as spam")
 
 
 def _check(settings):
@@ -168,59 +171,35 @@ def test_trickling_server_respects_the_deadline():
     assert result.transcript.count("S: 220-wait") >= 3
 
 
-def test_sender_not_allowed_at_mail_from(settings_for):
-    with LoopbackSmtpServer(reject_sender=MICROSOFT_SEND_AS) as server:
+@pytest.mark.parametrize(
+    ("option", "refusal", "step", "hint"),
+    [
+        ("reject_sender", MICROSOFT_SEND_AS, Step.SENDER, "microsoft_send_as_denied"),
+        ("reject_data", MICROSOFT_SEND_AS, Step.DATA, "microsoft_send_as_denied"),
+        ("reject_recipient", RELAY_DENIED, Step.RECIPIENT, "relay_denied"),
+        ("reject_recipient", USER_UNKNOWN, Step.RECIPIENT, "recipient_rejected"),
+        ("reject_data", SPAM, Step.DATA, "message_rejected"),
+    ],
+    ids=[
+        "sender_not_allowed_at_mail_from",
+        "sender_not_allowed_at_end_of_data",
+        "relay_denied",
+        "recipient_rejected",
+        "message_rejected",
+    ],
+)
+def test_refusal_stops_at_its_step_with_its_hint(
+    settings_for, option, refusal, step, hint
+):
+    with LoopbackSmtpServer(**{option: refusal}) as server:
         result = _check(settings_for(server))
 
-    assert result.step == Step.SENDER
-    assert result.hint == "microsoft_send_as_denied"
-    assert result.code == 550
-    assert result.reply == MICROSOFT_SEND_AS[1]
-
-
-def test_sender_not_allowed_at_end_of_data(settings_for):
-    with LoopbackSmtpServer(reject_data=MICROSOFT_SEND_AS) as server:
-        result = _check(settings_for(server))
-
-    assert result.step == Step.DATA
-    assert result.hint == "microsoft_send_as_denied"
-    assert result.code == 550
-
-
-def test_relay_denied(settings_for):
-    with LoopbackSmtpServer(
-        reject_recipient=(554, "5.7.1 <sender@example.com>: Relay access denied")
-    ) as server:
-        result = _check(settings_for(server))
-
-    assert result.step == Step.RECIPIENT
-    assert result.hint == "relay_denied"
-    assert result.code == 554
-    assert "DATA" not in server.commands
-
-
-def test_recipient_rejected(settings_for):
-    with LoopbackSmtpServer(
-        reject_recipient=(550, "5.1.1 <sender@example.com>: User unknown")
-    ) as server:
-        result = _check(settings_for(server))
-
-    assert result.step == Step.RECIPIENT
-    assert result.hint == "recipient_rejected"
-    assert result.code == 550
-
-
-def test_message_rejected(settings_for):
-    with LoopbackSmtpServer(
-        reject_data=(554, "5.6.0 Message refused as spam")
-    ) as server:
-        result = _check(settings_for(server))
-
-    assert result.step == Step.DATA
-    assert result.hint == "message_rejected"
-    assert result.code == 554
-    assert result.reply == "5.6.0 Message refused as spam"
+    assert result.step == step
+    assert result.hint == hint
+    assert (result.code, result.reply) == refusal
     assert server.messages == []
+    # The message is offered only once the sender and recipient are taken.
+    assert ("DATA" in server.commands) == (step == Step.DATA)
 
 
 @pytest.mark.parametrize(
