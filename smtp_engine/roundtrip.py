@@ -51,6 +51,15 @@ _LIST_LINE = re.compile(
     rb'^\((?P<flags>[^)]*)\)\s+(?P<sep>NIL|"[^"]*")\s+(?P<name>.+)$'
 )
 _MESSAGE_ID = re.compile(r"^<[\x21-\x7e]+>$")
+# One token of an Authentication-Results value: a comment (nested once at
+# most, left open at the end), a "key=value" (spaces around "=" allowed),
+# the ";" that ends a resinfo, or any other word.
+_RESULTS_TOKEN = re.compile(
+    r"\((?P<comment>(?:[^()]|\([^()]*\))*)\)?"
+    r'|(?P<key>[^\s()=;"]+)\s*=\s*(?P<value>"[^"]*"|[^\s();"]*)'
+    r"|(?P<end>;)"
+    r'|"[^"]*"|[^\s();"]+'
+)
 
 ROUNDTRIP_STEP_LABELS = {
     "imap_connect": _lt("Connecting to the incoming mail server (IMAP)"),
@@ -413,89 +422,26 @@ def parse_authentication_results(value):
     the ``reason`` property, or else the comment that follows the result.
     Only the first verdict of each method is kept.
     """
-    parts = _split_outside_quotes(value or "", ";")
+    resinfos = [[]]
+    for token in _RESULTS_TOKEN.finditer(value or ""):
+        if token["end"]:
+            resinfos.append([])
+        else:
+            resinfos[-1].append(token)
     verdicts = {}
-    for part in parts[1:]:
-        tokens = _tokens(part)
-        if not tokens or "=" not in tokens[0][1]:
+    for first, *rest in filter(None, resinfos[1:]):
+        method = (first["key"] or "").split("/")[0].lower()
+        result = (first["value"] or "").lower()
+        if not (method and result) or method in verdicts:
             continue
-        method, _sep, result = tokens[0][1].partition("=")
-        method = method.split("/")[0].strip().lower()
-        result = result.strip().lower()
-        reason = ""
-        comment = ""
-        properties = []
-        for kind, token in tokens[1:]:
-            if kind == "comment":
-                comment = comment or token
-            elif "=" in token:
-                key, _sep, val = token.partition("=")
-                key = key.strip().lower()
-                val = val.strip().strip('"')
-                if key == "reason":
-                    reason = val
-                else:
-                    properties.append((key, val))
-        if method and result and method not in verdicts:
-            verdicts[method] = AuthVerdict(
-                method, result, reason or comment, tuple(properties)
-            )
+        properties = [
+            (t["key"].lower(), t["value"].strip('"')) for t in rest if t["key"]
+        ]
+        comments = [" ".join(t["comment"].split()) for t in rest if t["comment"]]
+        reason = dict(properties).get("reason") or next(iter(comments), "")
+        properties = tuple(pair for pair in properties if pair[0] != "reason")
+        verdicts[method] = AuthVerdict(method, result, reason, properties)
     return verdicts
-
-
-def _split_outside_quotes(text, separator):
-    parts, current, depth, quoted = [], [], 0, False
-    for char in text:
-        if char == '"' and depth == 0:
-            quoted = not quoted
-        elif not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")" and depth:
-            depth -= 1
-        if char == separator and depth == 0 and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
-def _tokens(text):
-    """Split a resinfo into ("word", "key=value") and ("comment", text)."""
-    tokens, index = [], 0
-    while index < len(text):
-        char = text[index]
-        if char.isspace():
-            index += 1
-        elif char == "(":
-            depth, end = 0, index
-            while end < len(text):
-                depth += {"(": 1, ")": -1}.get(text[end], 0)
-                if depth == 0:
-                    break
-                end += 1
-            tokens.append(("comment", " ".join(text[index + 1 : end].split())))
-            index = end + 1
-        else:
-            end, quoted = index, False
-            while end < len(text) and (
-                quoted or not (text[end].isspace() or text[end] == "(")
-            ):
-                quoted ^= text[end] == '"'
-                end += 1
-            word = text[index:end]
-            # "method = result": join the spaced-out form into one word.
-            if (
-                tokens
-                and tokens[-1][0] == "word"
-                and (word.startswith("=") or tokens[-1][1].endswith("="))
-            ):
-                tokens[-1] = ("word", tokens[-1][1] + word)
-            else:
-                tokens.append(("word", word))
-            index = end
-    return tokens
 
 
 def describe_hops(received_headers):
