@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .certificate import normalize_pin
 from .connection import (
     Deadline,
     Watchdog,
@@ -34,7 +33,7 @@ from .connection import (
 )
 from .diagnosis import describe_exception, diagnose_exception
 from .result import Step
-from .settings import ENCRYPTIONS
+from .settings import check_server
 from .texts import _lt
 from .transcript import MASK, Transcript, secret_forms
 
@@ -193,15 +192,7 @@ class ImapSettings:
     cafile: str | None = None
 
     def __post_init__(self):
-        if self.encryption not in ENCRYPTIONS:
-            raise ValueError(f"encryption must be one of {', '.join(ENCRYPTIONS)}")
-        if isinstance(self.port, bool) or not isinstance(self.port, int):
-            raise TypeError(f"port must be an integer, not {self.port!r}")
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port must be between 1 and 65535, not {self.port}")
-        object.__setattr__(
-            self, "pinned_certificate", normalize_pin(self.pinned_certificate)
-        )
+        check_server(self)
 
 
 @dataclass(frozen=True)
@@ -263,9 +254,9 @@ class RoundTripResult:
 
 
 class _Refused(Exception):
-    """The session stopped before the password could be refused or exposed.
+    """The server refused the login, or would see the password unprotected.
 
-    ``hint`` is the key of ``ROUNDTRIP_HINTS`` that explains why.
+    ``hint`` is the key of ``ROUNDTRIP_HINTS`` that says which.
     """
 
     def __init__(self, hint, text):
