@@ -13,8 +13,7 @@ certificate is verified as for SMTP (the engine's shared contexts and
 pinning); the transcript never holds the password.
 """
 
-import email.parser
-import email.policy
+import email
 import imaplib
 import re
 import time
@@ -34,7 +33,7 @@ from .connection import (
 from .diagnosis import describe_exception, diagnose_exception
 from .result import Step
 from .settings import check_server
-from .texts import _lt
+from .texts import _lt, untranslated
 from .transcript import MASK, Transcript, secret_forms
 
 DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
@@ -244,11 +243,11 @@ class RoundTripResult:
             return "failed"
         return self.folder or "not_found"
 
-    def step_label(self, translate: Callable[[str], str] = lambda text: text) -> str:
+    def step_label(self, translate: Callable[[str], str] = untranslated) -> str:
         """Return the translated label of the step reached."""
         return translate(ROUNDTRIP_STEP_LABELS[RoundTripStep(self.step).value])
 
-    def hint_text(self, translate: Callable[[str], str] = lambda text: text) -> str:
+    def hint_text(self, translate: Callable[[str], str] = untranslated) -> str:
         """Return the translated advice for the failure, or "" if none."""
         return translate(ROUNDTRIP_HINTS[self.hint]) if self.hint else ""
 
@@ -568,9 +567,7 @@ def _search(session, result, message_id, search_end, submitted, delete, progress
 
 
 def _read_header(result, header):
-    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
-        header
-    )
+    message = email.message_from_bytes(header)
     result.hops = describe_hops(message.get_all("Received") or [])
     # The topmost header is the one the receiving server added; any below
     # it came with the message and proves nothing.
