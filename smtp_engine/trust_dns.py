@@ -16,9 +16,13 @@ limit of ten look-ups; macros and ``ptr`` never match.
 
 import ipaddress
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 
-from .texts import _lt
+import dns.exception
+import dns.resolver
+
+from .texts import _lt, render, untranslated
 
 # Levels of a finding, from good to bad.
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
@@ -93,10 +97,8 @@ class Finding:
     key: str
     params: dict = field(default_factory=dict)
 
-    def text(self, translate=lambda text: text):
+    def text(self, translate=untranslated):
         """Return the translated sentence of this finding."""
-        from .texts import render
-
         return render(DNS_HINTS[self.key], translate, self.params)
 
 
@@ -114,11 +116,8 @@ class SenderDomainReport:
     @property
     def level(self):
         """The worst level of the findings ("ok" if none)."""
-        levels = [finding.level for finding in self.findings]
-        for level in (PROBLEM, WARNING):
-            if level in levels:
-                return level
-        return OK
+        levels = {finding.level for finding in self.findings}
+        return next((level for level in (PROBLEM, WARNING) if level in levels), OK)
 
 
 def make_resolver(nameserver=None, timeout=5.0):
@@ -127,13 +126,10 @@ def make_resolver(nameserver=None, timeout=5.0):
     ``nameserver`` is an address with an optional port: ``192.0.2.53``,
     ``127.0.0.1:5353``, ``[::1]:5353``.
     """
-    import dns.resolver
-
     if nameserver:
-        host, port = _split_server(nameserver)
         resolver = dns.resolver.Resolver(configure=False)
+        host, resolver.port = _split_server(nameserver)
         resolver.nameservers = [host]
-        resolver.port = port
     else:
         resolver = dns.resolver.Resolver()
     resolver.timeout = resolver.lifetime = timeout
@@ -142,20 +138,14 @@ def make_resolver(nameserver=None, timeout=5.0):
 
 def _split_server(text):
     text = text.strip()
-    port = 53
-    if text.startswith("["):
-        host, _sep, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _sep, port_text = text.partition(":")
-        port = int(port_text)
-    else:
-        host = text
-    ipaddress.ip_address(host)
+    try:
+        return str(ipaddress.ip_address(text)), 53
+    except ValueError:
+        parts = urllib.parse.urlsplit(f"//{text}")  # host:port, [v6]:port
+    port = 53 if parts.port is None else parts.port
     if not 0 < port < 65536:
         raise ValueError(f"port must be between 1 and 65535, not {port}")
-    return host, port
+    return str(ipaddress.ip_address(parts.hostname or "")), port
 
 
 class _Lookups:
@@ -171,17 +161,12 @@ class _Lookups:
             raise _PermError("more than 10 DNS look-ups")
 
     def query(self, name, rdtype):
-        import dns.exception
-        import dns.resolver
-
         try:
             answer = self.resolver.resolve(
                 name, rdtype, raise_on_no_answer=False, search=False
             )
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers) as exc:
-            if isinstance(exc, dns.resolver.NXDOMAIN):
-                return []
-            raise _TempError(str(exc)) from exc
+        except dns.resolver.NXDOMAIN:
+            return []
         except dns.exception.DNSException as exc:
             raise _TempError(str(exc) or type(exc).__name__) from exc
         return list(answer)
@@ -209,17 +194,13 @@ def _spf_records(lookups, domain):
 
 
 def _in_network(ip, addresses, cidr):
-    four, _sep, six = (cidr or "").lstrip("/").partition("//")
-    bits = six if ip.version == 6 else four
-    for address in addresses:
-        if address.version != ip.version:
-            continue
-        network = ipaddress.ip_network(
-            f"{address}/{bits or address.max_prefixlen}", strict=False
-        )
-        if ip in network:
-            return True
-    return False
+    four, _sep, six = (cidr or "").partition("//")
+    bits = (six if ip.version == 6 else four.lstrip("/")) or ip.max_prefixlen
+    return any(
+        ip in ipaddress.ip_network(f"{address}/{bits}", strict=False)
+        for address in addresses
+        if address.version == ip.version
+    )
 
 
 def _mechanism_matches(lookups, ip, domain, name, target, cidr):
@@ -242,7 +223,7 @@ def _mechanism_matches(lookups, ip, domain, name, target, cidr):
         return bool(lookups.query(target, "A"))
     if name == "include":
         result = _check_host(lookups, ip, target)
-        if result in ("temperror",):
+        if result == "temperror":
             raise _TempError(f"include:{target}")
         if result in ("permerror", "none"):
             raise _PermError(f"include:{target} has no usable SPF record")
@@ -286,12 +267,10 @@ def spf_result(lookups, ip, domain):
     lookups.count = 0
     try:
         return _check_host(lookups, ip, domain)
-    except _PermError:
+    except (_PermError, ValueError):
         return "permerror"
     except _TempError:
         return "temperror"
-    except ValueError:
-        return "permerror"
 
 
 def _host_addresses(lookups, host):
@@ -328,73 +307,66 @@ def _dmarc(lookups, domain):
     return "", ""
 
 
+def _domain_of(sender_email):
+    return (sender_email or "").rpartition("@")[2].strip().rstrip(".").lower()
+
+
+def _dns_failed(domain, error):
+    return Finding(WARNING, "dns_failed", {"domain": domain, "error": str(error)})
+
+
 def check_sender_domain(sender_email, smtp_host, *, resolver):
     """Return the ``SenderDomainReport`` of the domain of ``sender_email``.
 
     ``resolver`` is a dnspython resolver (see ``make_resolver``). Network
     problems never raise: they become a "dns_failed" finding.
     """
-    domain = (sender_email or "").rpartition("@")[2].strip().rstrip(".").lower()
-    report = SenderDomainReport(domain=domain)
+    report = SenderDomainReport(domain=_domain_of(sender_email))
     lookups = _Lookups(resolver)
     try:
-        _check_spf(report, lookups, domain, smtp_host)
-        record, policy = _dmarc(lookups, domain)
+        report.findings.append(_spf_finding(report, lookups, smtp_host))
+        report.dmarc_record, report.dmarc_policy = _dmarc(lookups, report.domain)
     except _TempError as exc:
-        report.findings = [
-            Finding(WARNING, "dns_failed", {"domain": domain, "error": str(exc)})
-        ]
+        report.findings = [_dns_failed(report.domain, exc)]
         return report
-    report.dmarc_record, report.dmarc_policy = record, policy
-    params = {"domain": domain, "policy": policy}
-    if not record:
+    params = {"domain": report.domain, "policy": report.dmarc_policy}
+    if not report.dmarc_record:
         report.findings.append(Finding(PROBLEM, "dmarc_missing", params))
-    elif policy in ("quarantine", "reject"):
+    elif report.dmarc_policy in ("quarantine", "reject"):
         report.findings.append(Finding(OK, "dmarc_enforced", params))
     else:
         report.findings.append(Finding(WARNING, "dmarc_monitoring", params))
     return report
 
 
-def _check_spf(report, lookups, domain, smtp_host):
-    domain_params = {"domain": domain}
+def _spf_finding(report, lookups, smtp_host):
+    """Return what the SPF record of the report's domain means for ``smtp_host``."""
+    domain = report.domain
     records = _spf_records(lookups, domain)
     if not records:
-        report.findings.append(Finding(PROBLEM, "spf_missing", domain_params))
-        return
+        return Finding(PROBLEM, "spf_missing", {"domain": domain})
     report.spf_record = records[0]
     if len(records) > 1:
-        report.findings.append(
-            Finding(
-                PROBLEM,
-                "spf_invalid",
-                {**domain_params, "error": "more than one SPF record"},
-            )
-        )
-        return
+        error = "more than one SPF record"
+        return Finding(PROBLEM, "spf_invalid", {"domain": domain, "error": error})
     addresses = _host_addresses(lookups, smtp_host)
     report.spf_results = {str(ip): spf_result(lookups, ip, domain) for ip in addresses}
     results = set(report.spf_results.values())
     params = {
-        **domain_params,
+        "domain": domain,
         "host": smtp_host,
         "addresses": ", ".join(report.spf_results) or "-",
     }
     if "permerror" in results:
-        report.findings.append(
-            Finding(PROBLEM, "spf_invalid", {**domain_params, "error": "permerror"})
-        )
-    elif "temperror" in results:
+        return Finding(PROBLEM, "spf_invalid", {"domain": domain, "error": "permerror"})
+    if "temperror" in results:
         raise _TempError("SPF look-up failed")
-    elif results == {"pass"}:
-        report.findings.append(Finding(OK, "spf_host_allowed", params))
-    elif "fail" in results or not results:
-        report.findings.append(Finding(PROBLEM, "spf_host_refused", params))
-    else:
-        worst = "softfail" if "softfail" in results else "neutral"
-        report.findings.append(
-            Finding(WARNING, "spf_host_unclear", {**params, "result": worst})
-        )
+    if results == {"pass"}:
+        return Finding(OK, "spf_host_allowed", params)
+    if "fail" in results or not results:
+        return Finding(PROBLEM, "spf_host_refused", params)
+    worst = "softfail" if "softfail" in results else "neutral"
+    return Finding(WARNING, "spf_host_unclear", {**params, "result": worst})
 
 
 def sender_domain_report(sender_email, smtp_host, *, nameserver=None, timeout=5.0):
@@ -403,15 +375,9 @@ def sender_domain_report(sender_email, smtp_host, *, nameserver=None, timeout=5.
     A resolver that cannot be set up (a malformed ``nameserver``, no system
     resolver configuration) gives a "dns_failed" finding, never an error.
     """
-    import dns.exception
-
     try:
         resolver = make_resolver(nameserver, timeout)
     except (ValueError, dns.exception.DNSException) as exc:
-        domain = (sender_email or "").rpartition("@")[2].strip().lower()
-        report = SenderDomainReport(domain=domain)
-        report.findings.append(
-            Finding(WARNING, "dns_failed", {"domain": domain, "error": str(exc)})
-        )
-        return report
+        domain = _domain_of(sender_email)
+        return SenderDomainReport(domain, findings=[_dns_failed(domain, exc)])
     return check_sender_domain(sender_email, smtp_host, resolver=resolver)
