@@ -6,9 +6,11 @@ record for each address of the SMTP server: would a receiver that sees the
 mail coming from there find it allowed? Each finding is a key of
 ``DNS_HINTS`` with its parameters, translated by the caller.
 
-The look-ups use dnspython: the standard DNS library for Python, pure
-Python, and the one that lets a caller choose the server to ask (the system
-resolver library cannot), which the tests need to stay on loopback. The SPF
+The SMTP server's addresses are those sending connects to: the system
+resolver's, ``/etc/hosts`` included. The records are looked up with
+dnspython: the standard DNS library for Python, pure Python, and the one
+that lets a caller choose the server to ask (the system resolver library
+cannot), which the tests need to stay on loopback. The SPF
 evaluation covers the mechanisms that real records use (``all``, ``ip4``,
 ``ip6``, ``a``, ``mx``, ``include``, ``exists``, ``redirect``) with the
 limit of ten look-ups; macros and ``ptr`` never match.
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 import dns.exception
 import dns.resolver
 
+from .connection import Deadline, _normalize_host, _resolve
 from .texts import _lt, render, untranslated
 
 # Levels of a finding, from good to bad.
@@ -59,6 +62,10 @@ DNS_HINTS = {
         "The SPF record of %(domain)s does not clearly allow the SMTP server "
         "%(host)s (%(addresses)s, result “%(result)s”): receivers may file its "
         "mail as spam. Add what your provider documents to the record."
+    ),
+    "spf_host_unresolved": _lt(
+        "The addresses of the SMTP server %(host)s could not be found: whether "
+        "the SPF record of %(domain)s allows it was not checked."
     ),
     "dmarc_missing": _lt(
         "Your domain %(domain)s publishes no DMARC policy: Gmail and Yahoo "
@@ -273,12 +280,13 @@ def spf_result(lookups, ip, domain):
         return "temperror"
 
 
-def _host_addresses(lookups, host):
-    host = (host or "").strip().strip("[]")
+def _host_addresses(host, timeout):
+    """Return the addresses of ``host`` as sending finds them: the system's."""
     try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        return lookups.addresses(host)
+        found = _resolve(_normalize_host(host), None, Deadline(timeout))
+    except (OSError, ValueError):
+        return []
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
 
 
 def _dmarc(lookups, domain):
@@ -349,21 +357,20 @@ def _spf_finding(report, lookups, smtp_host):
     if len(records) > 1:
         error = "more than one SPF record"
         return Finding(PROBLEM, "spf_invalid", {"domain": domain, "error": error})
-    addresses = _host_addresses(lookups, smtp_host)
+    params = {"domain": domain, "host": smtp_host}
+    addresses = _host_addresses(smtp_host, lookups.resolver.lifetime)
+    if not addresses:
+        return Finding(WARNING, "spf_host_unresolved", params)
     report.spf_results = {str(ip): spf_result(lookups, ip, domain) for ip in addresses}
     results = set(report.spf_results.values())
-    params = {
-        "domain": domain,
-        "host": smtp_host,
-        "addresses": ", ".join(report.spf_results) or "-",
-    }
+    params["addresses"] = ", ".join(report.spf_results)
     if "permerror" in results:
         return Finding(PROBLEM, "spf_invalid", {"domain": domain, "error": "permerror"})
     if "temperror" in results:
         raise _TempError("SPF look-up failed")
     if results == {"pass"}:
         return Finding(OK, "spf_host_allowed", params)
-    if "fail" in results or not results:
+    if "fail" in results:
         return Finding(PROBLEM, "spf_host_refused", params)
     worst = "softfail" if "softfail" in results else "neutral"
     return Finding(WARNING, "spf_host_unclear", {**params, "result": worst})
