@@ -230,10 +230,8 @@ def _mechanism_matches(lookups, ip, domain, name, target, cidr):
         return bool(lookups.query(target, "A"))
     if name == "include":
         result = _check_host(lookups, ip, target)
-        if result == "temperror":
-            raise _TempError(f"include:{target}")
-        if result in ("permerror", "none"):
-            raise _PermError(f"include:{target} has no usable SPF record")
+        if result == "none":
+            raise _PermError(f"include:{target} has no SPF record")
         return result == "pass"
     return False  # ptr: deprecated, never matches here
 
@@ -249,10 +247,8 @@ def _check_host(lookups, ip, domain):
     for term in records[0].split()[1:]:
         match = _MECHANISM.match(term)
         if match:
-            name = match["name"].lower()
-            if _mechanism_matches(
-                lookups, ip, domain, name, match["target"], match["cidr"]
-            ):
+            name, target, cidr = match["name"].lower(), match["target"], match["cidr"]
+            if _mechanism_matches(lookups, ip, domain, name, target, cidr):
                 return _QUALIFIERS[match["qualifier"] or "+"]
             continue
         modifier = _MODIFIER.match(term)
@@ -270,14 +266,12 @@ def _check_host(lookups, ip, domain):
 
 
 def spf_result(lookups, ip, domain):
-    """Return the SPF result of ``ip`` for ``domain``, errors as results."""
+    """Return the SPF result of ``ip`` for ``domain``; a failed look-up raises."""
     lookups.count = 0
     try:
         return _check_host(lookups, ip, domain)
     except (_PermError, ValueError):
         return "permerror"
-    except _TempError:
-        return "temperror"
 
 
 def _host_addresses(host, timeout):
@@ -291,13 +285,9 @@ def _host_addresses(host, timeout):
 
 def _dmarc(lookups, domain):
     """Return ``(record, policy)`` of ``domain`` or of its parent domain."""
-    candidates = [domain]
-    labels = domain.split(".")
     # The organizational domain, without the public suffix list: right for
     # the usual name.tld and sub.name.tld.
-    if len(labels) > 2:
-        candidates.append(".".join(labels[-2:]))
-    for candidate in candidates:
+    for candidate in dict.fromkeys([domain, ".".join(domain.split(".")[-2:])]):
         records = [
             record
             for record in lookups.txt(f"_dmarc.{candidate}")
@@ -366,8 +356,6 @@ def _spf_finding(report, lookups, smtp_host):
     params["addresses"] = ", ".join(report.spf_results)
     if "permerror" in results:
         return Finding(PROBLEM, "spf_invalid", {"domain": domain, "error": "permerror"})
-    if "temperror" in results:
-        raise _TempError("SPF look-up failed")
     if results == {"pass"}:
         return Finding(OK, "spf_host_allowed", params)
     if "fail" in results:
