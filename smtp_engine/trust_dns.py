@@ -10,10 +10,10 @@ The SMTP server's addresses are those sending connects to: the system
 resolver's, ``/etc/hosts`` included. The records are looked up with
 dnspython: the standard DNS library for Python, pure Python, and the one
 that lets a caller choose the server to ask (the system resolver library
-cannot), which the tests need to stay on loopback. The SPF
-evaluation covers the mechanisms that real records use (``all``, ``ip4``,
-``ip6``, ``a``, ``mx``, ``include``, ``exists``, ``redirect``) with the
-limit of ten look-ups; macros and ``ptr`` never match.
+cannot), which the tests need to stay on loopback. The SPF evaluation
+covers the mechanisms that real records use (``all``, ``ip4``, ``ip6``,
+``a``, ``mx``, ``include``, ``exists``, ``redirect``) with the limit of
+ten look-ups; macros and ``ptr`` never match.
 """
 
 import ipaddress
@@ -88,14 +88,6 @@ DNS_HINTS = {
 }
 
 
-class _TempError(Exception):
-    """A look-up failed for a reason that may go away (time-out, SERVFAIL)."""
-
-
-class _PermError(Exception):
-    """The record cannot be evaluated (syntax, too many look-ups)."""
-
-
 @dataclass(frozen=True)
 class Finding:
     """One thing the look-up found: its level, hint key and parameters."""
@@ -165,18 +157,17 @@ class _Lookups:
     def charge(self):
         self.count += 1
         if self.count > _MAX_LOOKUPS:
-            raise _PermError("more than 10 DNS look-ups")
+            raise ValueError("more than 10 DNS look-ups")
 
     def query(self, name, rdtype):
         try:
-            answer = self.resolver.resolve(
-                name, rdtype, raise_on_no_answer=False, search=False
+            return list(
+                self.resolver.resolve(
+                    name, rdtype, raise_on_no_answer=False, search=False
+                )
             )
         except dns.resolver.NXDOMAIN:
             return []
-        except dns.exception.DNSException as exc:
-            raise _TempError(str(exc) or type(exc).__name__) from exc
-        return list(answer)
 
     def txt(self, name):
         return [
@@ -231,18 +222,22 @@ def _mechanism_matches(lookups, ip, domain, name, target, cidr):
     if name == "include":
         result = _check_host(lookups, ip, target)
         if result == "none":
-            raise _PermError(f"include:{target} has no SPF record")
+            raise ValueError(f"include:{target} has no SPF record")
         return result == "pass"
     return False  # ptr: deprecated, never matches here
 
 
 def _check_host(lookups, ip, domain):
-    """Return the SPF result of ``ip`` for ``domain`` (RFC 7208 check_host)."""
+    """Return the SPF result of ``ip`` for ``domain`` (RFC 7208 check_host).
+
+    A record that cannot be evaluated raises ``ValueError`` (a permerror), a
+    look-up that fails dnspython's ``DNSException`` (a temperror).
+    """
     records = _spf_records(lookups, domain)
     if not records:
         return "none"
     if len(records) > 1:
-        raise _PermError("more than one SPF record")
+        raise ValueError("more than one SPF record")
     redirect = None
     for term in records[0].split()[1:]:
         match = _MECHANISM.match(term)
@@ -253,14 +248,14 @@ def _check_host(lookups, ip, domain):
             continue
         modifier = _MODIFIER.match(term)
         if not modifier:
-            raise _PermError(f"unknown term “{term}”")
+            raise ValueError(f"unknown term “{term}”")
         if modifier["name"].lower() == "redirect":
             redirect = modifier["value"]
     if redirect:
         lookups.charge()
         result = _check_host(lookups, ip, redirect)
         if result == "none":
-            raise _PermError(f"redirect={redirect} has no SPF record")
+            raise ValueError(f"redirect={redirect} has no SPF record")
         return result
     return "neutral"
 
@@ -270,7 +265,7 @@ def spf_result(lookups, ip, domain):
     lookups.count = 0
     try:
         return _check_host(lookups, ip, domain)
-    except (_PermError, ValueError):
+    except ValueError:
         return "permerror"
 
 
@@ -310,7 +305,8 @@ def _domain_of(sender_email):
 
 
 def _dns_failed(domain, error):
-    return Finding(WARNING, "dns_failed", {"domain": domain, "error": str(error)})
+    error = str(error) or type(error).__name__
+    return Finding(WARNING, "dns_failed", {"domain": domain, "error": error})
 
 
 def check_sender_domain(sender_email, smtp_host, *, resolver):
@@ -324,7 +320,7 @@ def check_sender_domain(sender_email, smtp_host, *, resolver):
     try:
         report.findings.append(_spf_finding(report, lookups, smtp_host))
         report.dmarc_record, report.dmarc_policy = _dmarc(lookups, report.domain)
-    except _TempError as exc:
+    except dns.exception.DNSException as exc:
         report.findings = [_dns_failed(report.domain, exc)]
         return report
     params = {"domain": report.domain, "policy": report.dmarc_policy}
