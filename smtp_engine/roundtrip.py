@@ -385,7 +385,7 @@ class ImapSession(imaplib.IMAP4):
         if typ != "OK":
             return None
         _typ, data = self.uid("SEARCH", "HEADER", "Message-ID", f'"{message_id}"')
-        uids = (data[0] or b"").split() if data else []
+        uids = (data[0] or b"").split()
         return uids[0].decode() if uids else None
 
     def fetch_header(self, uid):
@@ -550,10 +550,8 @@ def _search(session, result, message_id, search_end, submitted, delete, progress
             if uid is not None:
                 result.arrival = time.monotonic() - submitted
                 result.folder = folder
-                header = session.fetch_header(uid)
-                _read_header(result, header)
-                if delete:
-                    result.deleted = session.delete(uid)
+                _read_header(result, session.fetch_header(uid))
+                result.deleted = delete and session.delete(uid)
                 return
         result.searched = True
         # Another round only if it can end before the search does; the last
