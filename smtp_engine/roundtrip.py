@@ -239,9 +239,7 @@ class RoundTripResult:
     @property
     def state(self):
         """ "inbox", "junk", "not_found" or "failed"."""
-        if not self.ok:
-            return "failed"
-        return self.folder or "not_found"
+        return (self.folder or "not_found") if self.ok else "failed"
 
     def step_label(self, translate: Callable[[str], str] = untranslated) -> str:
         """Return the translated label of the step reached."""
@@ -450,20 +448,13 @@ def describe_hops(received_headers):
     return tuple(hops)
 
 
-# The SMTP step whose diagnosis fits each step of the round trip.
-_DIAGNOSED_AS = {
-    RoundTripStep.CONNECT: Step.CONNECT,
-    RoundTripStep.TLS: Step.TLS,
-    RoundTripStep.LOGIN: Step.AUTH,
-    RoundTripStep.SEARCH: Step.DONE,
-}
-
-
 def _classify(exc, step):
-    """Return the hint key of ``exc`` raised at ``step``."""
+    """Return the hint key of ``exc`` raised at ``step``, read as for SMTP."""
     if isinstance(exc, _Refused):
         return exc.hint
-    hint = "imap_" + diagnose_exception(exc, _DIAGNOSED_AS[step])[0]
+    # Only connecting and TLS have hints of their own in SMTP's diagnosis.
+    as_smtp = {RoundTripStep.CONNECT: Step.CONNECT, RoundTripStep.TLS: Step.TLS}
+    hint = "imap_" + diagnose_exception(exc, as_smtp.get(step, Step.DONE))[0]
     return hint if hint in ROUNDTRIP_HINTS else "imap_error"
 
 
