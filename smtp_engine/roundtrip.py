@@ -336,7 +336,7 @@ class ImapSession(imaplib.IMAP4):
     def open_mailbox(self):
         """Connect, set up STARTTLS if chosen, then log in; raise on refusal."""
         settings = self.settings
-        super().__init__(settings.host, settings.port)
+        imaplib.IMAP4.__init__(self, settings.host, settings.port)
         if settings.encryption == "starttls":
             self.step = RoundTripStep.TLS
             if "STARTTLS" not in self.capabilities:
