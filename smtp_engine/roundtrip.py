@@ -13,28 +13,27 @@ certificate is verified as for SMTP (the engine's shared contexts and
 pinning); the transcript never holds the password.
 """
 
-import contextlib
-import email.parser
-import email.policy
+import email
 import imaplib
 import re
-import socket
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .certificate import CertificateChangedError, normalize_pin
 from .connection import (
     Deadline,
     Watchdog,
-    run_bounded,
+    _connect_any,
+    _normalize_host,
+    _resolve,
     tls_context,
     tls_established,
 )
-from .settings import ENCRYPTIONS
-from .texts import _lt
+from .diagnosis import describe_exception, diagnose_exception
+from .result import Step
+from .settings import check_server
+from .texts import _lt, untranslated
 from .transcript import MASK, Transcript, secret_forms
 
 DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
@@ -46,12 +45,19 @@ _MAX_POLL = 2.0
 # its end, and logging out.
 _CLEANUP_TIME = 5.0
 _JUNK_NAMES = ("junk", "spam", "junk e-mail", "junk email", "bulk mail")
-# X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
-_NAME_MISMATCH_CODES = frozenset({62, 64})
 _LIST_LINE = re.compile(
     rb'^\((?P<flags>[^)]*)\)\s+(?P<sep>NIL|"[^"]*")\s+(?P<name>.+)$'
 )
 _MESSAGE_ID = re.compile(r"^<[\x21-\x7e]+>$")
+# One token of an Authentication-Results value: a comment (nested once at
+# most, left open at the end), a "key=value" (spaces around "=" allowed),
+# the ";" that ends a resinfo, or any other word.
+_RESULTS_TOKEN = re.compile(
+    r"\((?P<comment>(?:[^()]|\([^()]*\))*)\)?"
+    r'|(?P<key>[^\s()=;"]+)\s*=\s*(?P<value>"[^"]*"|[^\s();"]*)'
+    r"|(?P<end>;)"
+    r'|"[^"]*"|[^\s();"]+'
+)
 
 ROUNDTRIP_STEP_LABELS = {
     "imap_connect": _lt("Connecting to the incoming mail server (IMAP)"),
@@ -185,15 +191,7 @@ class ImapSettings:
     cafile: str | None = None
 
     def __post_init__(self):
-        if self.encryption not in ENCRYPTIONS:
-            raise ValueError(f"encryption must be one of {', '.join(ENCRYPTIONS)}")
-        if isinstance(self.port, bool) or not isinstance(self.port, int):
-            raise TypeError(f"port must be an integer, not {self.port!r}")
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port must be between 1 and 65535, not {self.port}")
-        object.__setattr__(
-            self, "pinned_certificate", normalize_pin(self.pinned_certificate)
-        )
+        check_server(self)
 
 
 @dataclass(frozen=True)
@@ -241,124 +239,91 @@ class RoundTripResult:
     @property
     def state(self):
         """ "inbox", "junk", "not_found" or "failed"."""
-        if not self.ok:
-            return "failed"
-        return self.folder or "not_found"
+        return (self.folder or "not_found") if self.ok else "failed"
 
-    def step_label(self, translate: Callable[[str], str] = lambda text: text) -> str:
+    def step_label(self, translate: Callable[[str], str] = untranslated) -> str:
         """Return the translated label of the step reached."""
         return translate(ROUNDTRIP_STEP_LABELS[RoundTripStep(self.step).value])
 
-    def hint_text(self, translate: Callable[[str], str] = lambda text: text) -> str:
+    def hint_text(self, translate: Callable[[str], str] = untranslated) -> str:
         """Return the translated advice for the failure, or "" if none."""
         return translate(ROUNDTRIP_HINTS[self.hint]) if self.hint else ""
 
 
-class _LoginRefused(Exception):
-    """The server answered NO to LOGIN."""
+class _Refused(Exception):
+    """The server refused the login, or would see the password unprotected.
 
+    ``hint`` is the key of ``ROUNDTRIP_HINTS`` that says which.
+    """
 
-class _StartTlsNotOffered(Exception):
-    """STARTTLS was chosen but the server does not offer it."""
-
-
-class _LoginDisabled(Exception):
-    """The server refuses LOGIN on this connection (RFC 3501 LOGINDISABLED)."""
+    def __init__(self, hint, text):
+        super().__init__(text)
+        self.hint = hint
 
 
 class ImapSession(imaplib.IMAP4):
     """An ``imaplib.IMAP4`` under a deadline, with a masked transcript.
 
-    Implicit TLS is set up in ``_create_socket`` (as ``IMAP4_SSL`` does) so
-    that one class serves the three securities; every read and write waits
-    at most for what is left of ``deadline``.
+    imaplib's constructor connects at once; ``open_mailbox`` runs it, so
+    that the step reached is known when connecting fails. ``open`` connects
+    as the SMTP session does (``connection``): resolved, connected and
+    watched within the deadline, its TLS certificate verified or pinned.
+    Every read and write waits at most for what is left of the deadline.
     """
 
-    def __init__(self, settings, deadline, transcript):
+    sock = file = None
+
+    def __init__(self, settings, deadline, transcript):  # connects later
         self.settings = settings
         self.deadline = deadline
         self.transcript = transcript
         self.step = RoundTripStep.CONNECT
-        self.ssl_context = (
-            tls_context(settings) if settings.encryption != "none" else None
-        )
         self.watchdog = Watchdog("imap-roundtrip-watchdog")
-        try:
-            super().__init__(settings.host, settings.port, timeout=deadline.remaining())
-        except BaseException:
-            self.disarm_watchdog()
-            raise
 
-    # -- deadline -------------------------------------------------------------
+    # -- connection -------------------------------------------------------
 
-    def disarm_watchdog(self):
-        """Stop the watchdog and close its descriptor."""
-        self.watchdog.disarm()
-
-    # -- imaplib hooks ----------------------------------------------------------
-
-    def _create_socket(self, timeout):
-        host = self.settings.host
-        addresses = run_bounded(
-            socket.getaddrinfo,
-            self.deadline.socket_timeout(),
-            host,
-            self.settings.port,
-            0,
-            socket.SOCK_STREAM,
-        )
-        sock = self._connect_any(addresses)
-        self.watchdog.arm(sock, self.deadline)
+    def open(self, host="", port=imaplib.IMAP4_PORT, timeout=None):
+        """Connect within the deadline, with TLS from the start if chosen."""
+        self.host, self.port = _normalize_host(host), port
+        addresses = _resolve(self.host, port, self.deadline)
+        self.sock = _connect_any(addresses, self.deadline, self.transcript)
+        self.watchdog.arm(self.sock, self.deadline)
         if self.settings.encryption == "ssl":
             self.step = RoundTripStep.TLS
-            try:
-                sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
-                self._secured(sock)
-            except BaseException:
-                sock.close()
-                raise
-        return sock
+            context = tls_context(self.settings)
+            self.sock = context.wrap_socket(self.sock, server_hostname=self.host)
+            self._secured()
+        self.file = self.sock.makefile("rb")
 
-    def _connect_any(self, addresses):
-        last_error = None
-        for family, kind, proto, _name, sockaddr in addresses:
-            sock = socket.socket(family, kind, proto)
-            try:
-                sock.settimeout(self.deadline.socket_timeout())
-                sock.connect(sockaddr)
-            except OSError as exc:
-                sock.close()
-                self.transcript.event(f"Connecting to {sockaddr[0]}: {exc}")
-                last_error = exc
-                continue
-            self.transcript.event(f"Connected to {sockaddr[0]} port {sockaddr[1]}")
-            return sock
-        raise last_error or OSError("no address to connect to")
+    def _secured(self):
+        self.transcript.event(
+            tls_established(self.sock, self.settings.pinned_certificate)
+        )
 
-    def _secured(self, sock):
-        self.transcript.event(tls_established(sock, self.settings.pinned_certificate))
-
-    def _bound(self):
-        if self.sock is not None:
-            self.sock.settimeout(self.deadline.socket_timeout())
+    def disconnect(self):
+        """Close the connection, if any, and stop the watchdog."""
+        for stream in (self.file, self.sock):
+            if stream is not None:
+                stream.close()
+        self.watchdog.disarm()
 
     def read(self, size):
         """Read a literal of ``size`` bytes (message data: not recorded)."""
-        self._bound()
+        self.sock.settimeout(self.deadline.socket_timeout())
         data = super().read(size)
         self.transcript.event(f"<{len(data)} bytes of message data>")
         return data
 
     def readline(self):
         """Read one line of the server within the deadline, recording it."""
-        self._bound()
+        self.sock.settimeout(self.deadline.socket_timeout())
         line = super().readline()
         self.transcript.server(line.decode("utf-8", "replace").rstrip("\r\n"))
         return line
 
     def send(self, data):
         """Send a command line within the deadline, recording it masked."""
-        self._bound()
+        self.sock.settimeout(self.deadline.socket_timeout())
         line = data.decode("utf-8", "replace").rstrip("\r\n")
         tag, _sep, rest = line.partition(" ")
         if rest.upper().startswith("LOGIN "):
@@ -366,49 +331,49 @@ class ImapSession(imaplib.IMAP4):
         self.transcript.client(line)
         return super().send(data)
 
-    # -- commands ---------------------------------------------------------------
+    # -- commands ---------------------------------------------------------
 
-    def secure_and_login(self):
-        """Set up STARTTLS if chosen, then log in; raise on refusal."""
+    def open_mailbox(self):
+        """Connect, set up STARTTLS if chosen, then log in; raise on refusal."""
         settings = self.settings
+        imaplib.IMAP4.__init__(self, settings.host, settings.port)
         if settings.encryption == "starttls":
             self.step = RoundTripStep.TLS
             if "STARTTLS" not in self.capabilities:
-                raise _StartTlsNotOffered("STARTTLS not offered")
-            self.starttls(ssl_context=self.ssl_context)
-            self._secured(self.sock)
+                raise _Refused("imap_starttls_not_offered", "STARTTLS not offered")
+            self.starttls(ssl_context=tls_context(settings))
+            self._secured()
         self.step = RoundTripStep.LOGIN
         if "LOGINDISABLED" in self.capabilities:
-            raise _LoginDisabled("LOGINDISABLED")
+            raise _Refused("imap_encryption_required", "LOGINDISABLED")
         try:
             self.login(settings.username, settings.password)
         except self.abort:
             raise
         except self.error as exc:
-            raise _LoginRefused(self.transcript.withhold(str(exc))) from None
+            text = self.transcript.withhold(str(exc))
+            raise _Refused("imap_login_refused", text) from None
         self.step = RoundTripStep.SEARCH
         # Servers announce more after the login (UIDPLUS, for one).
         _typ, data = self.capability()
-        if data and data[-1]:
+        if data[-1]:
             self.capabilities = tuple(
                 data[-1].decode("ascii", "replace").upper().split()
             )
 
     def junk_folder(self):
-        """Return the name of the junk folder (RFC 6154 ``\\Junk``), or None."""
-        _typ, lines = self.list()
+        """Return the junk folder: flagged ``\\Junk`` (RFC 6154), else by name."""
         by_name = None
-        for line in lines or ():
-            match = _LIST_LINE.match(line or b"")
+        for line in self.list()[1]:
+            match = _LIST_LINE.match(line) if isinstance(line, bytes) else None
             if not match:
                 continue
-            flags = match["flags"].decode("ascii", "replace").lower().split()
             name = match["name"].decode("utf-8", "replace")
-            if "\\junk" in flags:
+            if b"\\junk" in match["flags"].lower().split():
                 return name
-            bare = name.strip('"')
             separator = match["sep"].strip(b'"').decode() or "/"
-            if by_name is None and bare.rpartition(separator)[2].lower() in _JUNK_NAMES:
+            leaf = name.strip('"').rpartition(separator)[2]
+            if by_name is None and leaf.lower() in _JUNK_NAMES:
                 by_name = name
         return by_name
 
@@ -418,16 +383,13 @@ class ImapSession(imaplib.IMAP4):
         if typ != "OK":
             return None
         _typ, data = self.uid("SEARCH", "HEADER", "Message-ID", f'"{message_id}"')
-        uids = (data[0] or b"").split() if data else []
+        uids = (data[0] or b"").split()
         return uids[0].decode() if uids else None
 
     def fetch_header(self, uid):
         """Return the header of the message ``uid`` of the selected folder."""
         _typ, data = self.uid("FETCH", uid, "(BODY.PEEK[HEADER])")
-        for part in data or ():
-            if isinstance(part, tuple):
-                return part[1]
-        return b""
+        return next((part[1] for part in data or () if isinstance(part, tuple)), b"")
 
     def delete(self, uid):
         """Delete the message ``uid`` of the selected folder, and only it."""
@@ -448,89 +410,26 @@ def parse_authentication_results(value):
     the ``reason`` property, or else the comment that follows the result.
     Only the first verdict of each method is kept.
     """
-    parts = _split_outside_quotes(value or "", ";")
+    resinfos = [[]]
+    for token in _RESULTS_TOKEN.finditer(value or ""):
+        if token["end"]:
+            resinfos.append([])
+        else:
+            resinfos[-1].append(token)
     verdicts = {}
-    for part in parts[1:]:
-        tokens = _tokens(part)
-        if not tokens or "=" not in tokens[0][1]:
+    for first, *rest in filter(None, resinfos[1:]):
+        method = (first["key"] or "").split("/")[0].lower()
+        result = (first["value"] or "").lower()
+        if not (method and result) or method in verdicts:
             continue
-        method, _sep, result = tokens[0][1].partition("=")
-        method = method.split("/")[0].strip().lower()
-        result = result.strip().lower()
-        reason = ""
-        comment = ""
-        properties = []
-        for kind, token in tokens[1:]:
-            if kind == "comment":
-                comment = comment or token
-            elif "=" in token:
-                key, _sep, val = token.partition("=")
-                key = key.strip().lower()
-                val = val.strip().strip('"')
-                if key == "reason":
-                    reason = val
-                else:
-                    properties.append((key, val))
-        if method and result and method not in verdicts:
-            verdicts[method] = AuthVerdict(
-                method, result, reason or comment, tuple(properties)
-            )
+        properties = [
+            (t["key"].lower(), t["value"].strip('"')) for t in rest if t["key"]
+        ]
+        comments = [" ".join(t["comment"].split()) for t in rest if t["comment"]]
+        reason = dict(properties).get("reason") or next(iter(comments), "")
+        properties = tuple(pair for pair in properties if pair[0] != "reason")
+        verdicts[method] = AuthVerdict(method, result, reason, properties)
     return verdicts
-
-
-def _split_outside_quotes(text, separator):
-    parts, current, depth, quoted = [], [], 0, False
-    for char in text:
-        if char == '"' and depth == 0:
-            quoted = not quoted
-        elif not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")" and depth:
-            depth -= 1
-        if char == separator and depth == 0 and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
-def _tokens(text):
-    """Split a resinfo into ("word", "key=value") and ("comment", text)."""
-    tokens, index = [], 0
-    while index < len(text):
-        char = text[index]
-        if char.isspace():
-            index += 1
-        elif char == "(":
-            depth, end = 0, index
-            while end < len(text):
-                depth += {"(": 1, ")": -1}.get(text[end], 0)
-                if depth == 0:
-                    break
-                end += 1
-            tokens.append(("comment", " ".join(text[index + 1 : end].split())))
-            index = end + 1
-        else:
-            end, quoted = index, False
-            while end < len(text) and (
-                quoted or not (text[end].isspace() or text[end] == "(")
-            ):
-                quoted ^= text[end] == '"'
-                end += 1
-            word = text[index:end]
-            # "method = result": join the spaced-out form into one word.
-            if (
-                tokens
-                and tokens[-1][0] == "word"
-                and (word.startswith("=") or tokens[-1][1].endswith("="))
-            ):
-                tokens[-1] = ("word", tokens[-1][1] + word)
-            else:
-                tokens.append(("word", word))
-            index = end
-    return tokens
 
 
 def describe_hops(received_headers):
@@ -550,30 +449,13 @@ def describe_hops(received_headers):
 
 
 def _classify(exc, step):
-    """Return the hint key of ``exc`` raised at ``step``."""
-    if isinstance(exc, _LoginRefused):
-        return "imap_login_refused"
-    if isinstance(exc, _StartTlsNotOffered):
-        return "imap_starttls_not_offered"
-    if isinstance(exc, _LoginDisabled):
-        return "imap_encryption_required"
-    if isinstance(exc, CertificateChangedError):
-        return "imap_certificate_changed"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        if exc.verify_code in _NAME_MISMATCH_CODES:
-            return "imap_certificate_hostname_mismatch"
-        return "imap_certificate_untrusted"
-    if isinstance(exc, ssl.SSLError) or step == RoundTripStep.TLS:
-        return "imap_tls_failed"
-    if isinstance(exc, socket.gaierror):
-        return "imap_dns_failed"
-    if isinstance(exc, ConnectionRefusedError):
-        return "imap_connection_refused"
-    if isinstance(exc, TimeoutError):
-        return "imap_timeout"
-    if isinstance(exc, OSError | EOFError) and step == RoundTripStep.CONNECT:
-        return "imap_connection_refused"
-    return "imap_error"
+    """Return the hint key of ``exc`` raised at ``step``, read as for SMTP."""
+    if isinstance(exc, _Refused):
+        return exc.hint
+    # Only connecting and TLS have hints of their own in SMTP's diagnosis.
+    as_smtp = {RoundTripStep.CONNECT: Step.CONNECT, RoundTripStep.TLS: Step.TLS}
+    hint = "imap_" + diagnose_exception(exc, as_smtp.get(step, Step.DONE))[0]
+    return hint if hint in ROUNDTRIP_HINTS else "imap_error"
 
 
 def find_message(
@@ -614,48 +496,31 @@ def find_message(
         f"Connecting to {settings.host} port {settings.port}, "
         f"security {settings.encryption}"
     )
-    session = None
-    step = RoundTripStep.CONNECT
-    errors = (
-        OSError,
-        EOFError,
-        ValueError,
-        imaplib.IMAP4.error,
-        _LoginRefused,
-        _LoginDisabled,
-        _StartTlsNotOffered,
-    )
+    session = ImapSession(settings, deadline, transcript)
     try:
-        session = ImapSession(settings, deadline, transcript)
-        session.secure_and_login()
-        step = session.step
+        session.open_mailbox()
         _search(session, result, message_id, search_end, submitted, delete, progress)
-        step = RoundTripStep.DONE
+        session.step = RoundTripStep.DONE
         session.logout()
-    except errors as exc:
-        if result.folder or (result.searched and time.monotonic() >= search_end):
+    except (OSError, EOFError, ValueError, imaplib.IMAP4.error, _Refused) as exc:
+        if (
+            session.step == RoundTripStep.DONE
+            or result.folder
+            or (result.searched and time.monotonic() >= search_end)
+        ):
             # Found, or searched until the time ran out: what failed after
             # that (a deletion, the logout) does not change the answer.
-            step = RoundTripStep.DONE
-            transcript.event(f"After the search: {type(exc).__name__}: {exc}")
-        elif session is not None and step != RoundTripStep.DONE:
-            step = session.step
-        elif session is None and isinstance(exc, ssl.SSLError):
-            step = RoundTripStep.TLS
-        # A failed LOGOUT no longer matters: the search is done.
-        if step != RoundTripStep.DONE:
+            session.step = RoundTripStep.DONE
+            transcript.event(f"After the search: {describe_exception(exc)}")
+        else:
             if isinstance(exc, OSError | imaplib.IMAP4.abort) and deadline.expired():
                 exc = TimeoutError(f"no answer within {wait:g} seconds")
-            result.hint = _classify(exc, step)
-            result.error = transcript.withhold(f"{type(exc).__name__}: {exc}")
-            transcript.event(f"Failed at step {step.value}: {result.error}")
+            result.hint = _classify(exc, session.step)
+            result.error = transcript.withhold(describe_exception(exc))
+            transcript.event(f"Failed at step {session.step.value}: {result.error}")
     finally:
-        if session is not None:
-            if session.state != "LOGOUT":
-                with contextlib.suppress(OSError):
-                    session.shutdown()
-            session.disarm_watchdog()
-    result.step = step
+        session.disconnect()
+    result.step = session.step
     result.elapsed = time.monotonic() - started
     result.transcript = transcript.text()
     return result
@@ -676,10 +541,8 @@ def _search(session, result, message_id, search_end, submitted, delete, progress
             if uid is not None:
                 result.arrival = time.monotonic() - submitted
                 result.folder = folder
-                header = session.fetch_header(uid)
-                _read_header(result, header)
-                if delete:
-                    result.deleted = session.delete(uid)
+                _read_header(result, session.fetch_header(uid))
+                result.deleted = delete and session.delete(uid)
                 return
         result.searched = True
         # Another round only if it can end before the search does; the last
@@ -693,9 +556,7 @@ def _search(session, result, message_id, search_end, submitted, delete, progress
 
 
 def _read_header(result, header):
-    message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
-        header
-    )
+    message = email.message_from_bytes(header)
     result.hops = describe_hops(message.get_all("Received") or [])
     # The topmost header is the one the receiving server added; any below
     # it came with the message and proves nothing.
@@ -703,18 +564,3 @@ def _read_header(result, header):
     if results:
         result.authentication_results = " ".join(str(results[0]).split())
         result.verdicts = parse_authentication_results(result.authentication_results)
-
-
-__all__ = [
-    "DEFAULT_PORTS",
-    "NO_VERDICTS",
-    "ROUNDTRIP_HINTS",
-    "ROUNDTRIP_STEP_LABELS",
-    "VERDICT_HINTS",
-    "AuthVerdict",
-    "ImapSettings",
-    "RoundTripResult",
-    "RoundTripStep",
-    "find_message",
-    "parse_authentication_results",
-]

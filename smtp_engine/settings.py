@@ -8,6 +8,22 @@ from .xoauth2 import xoauth2_string
 ENCRYPTIONS = ("none", "starttls", "ssl")
 
 
+def check_server(settings):
+    """Check the security and port of frozen ``settings``; normalize its pin."""
+    if settings.encryption not in ENCRYPTIONS:
+        raise ValueError(
+            f"encryption must be one of {', '.join(ENCRYPTIONS)}, "
+            f"not {settings.encryption!r}"
+        )
+    if isinstance(settings.port, bool) or not isinstance(settings.port, int):
+        raise TypeError(f"port must be an integer, not {settings.port!r}")
+    if not 0 < settings.port < 65536:
+        raise ValueError(f"port must be between 1 and 65535, not {settings.port}")
+    # Frozen: the normalized pin replaces the given one through object.
+    pin = normalize_pin(settings.pinned_certificate)
+    object.__setattr__(settings, "pinned_certificate", pin)
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     """Everything needed to reach an SMTP server and send as one account.
@@ -42,21 +58,9 @@ class SmtpSettings:
     cleartext_login: bool = False
 
     def __post_init__(self):
-        if self.encryption not in ENCRYPTIONS:
-            raise ValueError(
-                f"encryption must be one of {', '.join(ENCRYPTIONS)}, "
-                f"not {self.encryption!r}"
-            )
-        if isinstance(self.port, bool) or not isinstance(self.port, int):
-            raise TypeError(f"port must be an integer, not {self.port!r}")
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port must be between 1 and 65535, not {self.port}")
+        check_server(self)
         if not self.timeout > 0:
             raise ValueError(f"timeout must be positive, not {self.timeout!r}")
-        # Frozen: the normalized pin replaces the given one through object.
-        object.__setattr__(
-            self, "pinned_certificate", normalize_pin(self.pinned_certificate)
-        )
 
     def credentials(self) -> tuple[str, str] | None:
         """Return the ``(login, password)`` pair to log in with, or None.

@@ -6,19 +6,26 @@ record for each address of the SMTP server: would a receiver that sees the
 mail coming from there find it allowed? Each finding is a key of
 ``DNS_HINTS`` with its parameters, translated by the caller.
 
-The look-ups use dnspython: the standard DNS library for Python, pure
-Python, and the one that lets a caller choose the server to ask (the system
-resolver library cannot), which the tests need to stay on loopback. The SPF
-evaluation covers the mechanisms that real records use (``all``, ``ip4``,
-``ip6``, ``a``, ``mx``, ``include``, ``exists``, ``redirect``) with the
-limit of ten look-ups; macros and ``ptr`` never match.
+The SMTP server's addresses are those sending connects to: the system
+resolver's, ``/etc/hosts`` included. The records are looked up with
+dnspython: the standard DNS library for Python, pure Python, and the one
+that lets a caller choose the server to ask (the system resolver library
+cannot), which the tests need to stay on loopback. The SPF evaluation
+covers the mechanisms that real records use (``all``, ``ip4``, ``ip6``,
+``a``, ``mx``, ``include``, ``exists``, ``redirect``) with the limit of
+ten look-ups; macros and ``ptr`` never match.
 """
 
 import ipaddress
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 
-from .texts import _lt
+import dns.exception
+import dns.resolver
+
+from .connection import Deadline, _normalize_host, _resolve
+from .texts import _lt, render, untranslated
 
 # Levels of a finding, from good to bad.
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
@@ -56,6 +63,10 @@ DNS_HINTS = {
         "%(host)s (%(addresses)s, result “%(result)s”): receivers may file its "
         "mail as spam. Add what your provider documents to the record."
     ),
+    "spf_host_unresolved": _lt(
+        "The addresses of the SMTP server %(host)s could not be found: whether "
+        "the SPF record of %(domain)s allows it was not checked."
+    ),
     "dmarc_missing": _lt(
         "Your domain %(domain)s publishes no DMARC policy: Gmail and Yahoo "
         "refuse bulk mail without one. Publish at least “v=DMARC1; p=none” "
@@ -77,14 +88,6 @@ DNS_HINTS = {
 }
 
 
-class _TempError(Exception):
-    """A look-up failed for a reason that may go away (time-out, SERVFAIL)."""
-
-
-class _PermError(Exception):
-    """The record cannot be evaluated (syntax, too many look-ups)."""
-
-
 @dataclass(frozen=True)
 class Finding:
     """One thing the look-up found: its level, hint key and parameters."""
@@ -93,10 +96,8 @@ class Finding:
     key: str
     params: dict = field(default_factory=dict)
 
-    def text(self, translate=lambda text: text):
+    def text(self, translate=untranslated):
         """Return the translated sentence of this finding."""
-        from .texts import render
-
         return render(DNS_HINTS[self.key], translate, self.params)
 
 
@@ -114,11 +115,8 @@ class SenderDomainReport:
     @property
     def level(self):
         """The worst level of the findings ("ok" if none)."""
-        levels = [finding.level for finding in self.findings]
-        for level in (PROBLEM, WARNING):
-            if level in levels:
-                return level
-        return OK
+        levels = {finding.level for finding in self.findings}
+        return next((level for level in (PROBLEM, WARNING) if level in levels), OK)
 
 
 def make_resolver(nameserver=None, timeout=5.0):
@@ -127,13 +125,10 @@ def make_resolver(nameserver=None, timeout=5.0):
     ``nameserver`` is an address with an optional port: ``192.0.2.53``,
     ``127.0.0.1:5353``, ``[::1]:5353``.
     """
-    import dns.resolver
-
     if nameserver:
-        host, port = _split_server(nameserver)
         resolver = dns.resolver.Resolver(configure=False)
+        host, resolver.port = _split_server(nameserver)
         resolver.nameservers = [host]
-        resolver.port = port
     else:
         resolver = dns.resolver.Resolver()
     resolver.timeout = resolver.lifetime = timeout
@@ -142,20 +137,14 @@ def make_resolver(nameserver=None, timeout=5.0):
 
 def _split_server(text):
     text = text.strip()
-    port = 53
-    if text.startswith("["):
-        host, _sep, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _sep, port_text = text.partition(":")
-        port = int(port_text)
-    else:
-        host = text
-    ipaddress.ip_address(host)
+    try:
+        return str(ipaddress.ip_address(text)), 53
+    except ValueError:
+        parts = urllib.parse.urlsplit(f"//{text}")  # host:port, [v6]:port
+    port = 53 if parts.port is None else parts.port
     if not 0 < port < 65536:
         raise ValueError(f"port must be between 1 and 65535, not {port}")
-    return host, port
+    return str(ipaddress.ip_address(parts.hostname or "")), port
 
 
 class _Lookups:
@@ -168,23 +157,17 @@ class _Lookups:
     def charge(self):
         self.count += 1
         if self.count > _MAX_LOOKUPS:
-            raise _PermError("more than 10 DNS look-ups")
+            raise ValueError("more than 10 DNS look-ups")
 
     def query(self, name, rdtype):
-        import dns.exception
-        import dns.resolver
-
         try:
-            answer = self.resolver.resolve(
-                name, rdtype, raise_on_no_answer=False, search=False
+            return list(
+                self.resolver.resolve(
+                    name, rdtype, raise_on_no_answer=False, search=False
+                )
             )
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers) as exc:
-            if isinstance(exc, dns.resolver.NXDOMAIN):
-                return []
-            raise _TempError(str(exc)) from exc
-        except dns.exception.DNSException as exc:
-            raise _TempError(str(exc) or type(exc).__name__) from exc
-        return list(answer)
+        except dns.resolver.NXDOMAIN:
+            return []
 
     def txt(self, name):
         return [
@@ -209,17 +192,13 @@ def _spf_records(lookups, domain):
 
 
 def _in_network(ip, addresses, cidr):
-    four, _sep, six = (cidr or "").lstrip("/").partition("//")
-    bits = six if ip.version == 6 else four
-    for address in addresses:
-        if address.version != ip.version:
-            continue
-        network = ipaddress.ip_network(
-            f"{address}/{bits or address.max_prefixlen}", strict=False
-        )
-        if ip in network:
-            return True
-    return False
+    four, _sep, six = (cidr or "").partition("//")
+    bits = (six if ip.version == 6 else four.lstrip("/")) or ip.max_prefixlen
+    return any(
+        ip in ipaddress.ip_network(f"{address}/{bits}", strict=False)
+        for address in addresses
+        if address.version == ip.version
+    )
 
 
 def _mechanism_matches(lookups, ip, domain, name, target, cidr):
@@ -242,75 +221,68 @@ def _mechanism_matches(lookups, ip, domain, name, target, cidr):
         return bool(lookups.query(target, "A"))
     if name == "include":
         result = _check_host(lookups, ip, target)
-        if result in ("temperror",):
-            raise _TempError(f"include:{target}")
-        if result in ("permerror", "none"):
-            raise _PermError(f"include:{target} has no usable SPF record")
+        if result == "none":
+            raise ValueError(f"include:{target} has no SPF record")
         return result == "pass"
     return False  # ptr: deprecated, never matches here
 
 
 def _check_host(lookups, ip, domain):
-    """Return the SPF result of ``ip`` for ``domain`` (RFC 7208 check_host)."""
+    """Return the SPF result of ``ip`` for ``domain`` (RFC 7208 check_host).
+
+    A record that cannot be evaluated raises ``ValueError`` (a permerror), a
+    look-up that fails dnspython's ``DNSException`` (a temperror).
+    """
     records = _spf_records(lookups, domain)
     if not records:
         return "none"
     if len(records) > 1:
-        raise _PermError("more than one SPF record")
+        raise ValueError("more than one SPF record")
     redirect = None
     for term in records[0].split()[1:]:
         match = _MECHANISM.match(term)
         if match:
-            name = match["name"].lower()
-            if _mechanism_matches(
-                lookups, ip, domain, name, match["target"], match["cidr"]
-            ):
+            name, target, cidr = match["name"].lower(), match["target"], match["cidr"]
+            if _mechanism_matches(lookups, ip, domain, name, target, cidr):
                 return _QUALIFIERS[match["qualifier"] or "+"]
             continue
         modifier = _MODIFIER.match(term)
         if not modifier:
-            raise _PermError(f"unknown term “{term}”")
+            raise ValueError(f"unknown term “{term}”")
         if modifier["name"].lower() == "redirect":
             redirect = modifier["value"]
     if redirect:
         lookups.charge()
         result = _check_host(lookups, ip, redirect)
         if result == "none":
-            raise _PermError(f"redirect={redirect} has no SPF record")
+            raise ValueError(f"redirect={redirect} has no SPF record")
         return result
     return "neutral"
 
 
 def spf_result(lookups, ip, domain):
-    """Return the SPF result of ``ip`` for ``domain``, errors as results."""
+    """Return the SPF result of ``ip`` for ``domain``; a failed look-up raises."""
     lookups.count = 0
     try:
         return _check_host(lookups, ip, domain)
-    except _PermError:
-        return "permerror"
-    except _TempError:
-        return "temperror"
     except ValueError:
         return "permerror"
 
 
-def _host_addresses(lookups, host):
-    host = (host or "").strip().strip("[]")
+def _host_addresses(host, timeout):
+    """Return the addresses of ``host`` as sending finds them: the system's."""
     try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        return lookups.addresses(host)
+        found = _resolve(_normalize_host(host), None, Deadline(timeout))
+    except (OSError, ValueError):
+        return []
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
 
 
 def _dmarc(lookups, domain):
     """Return ``(record, policy)`` of ``domain`` or of its parent domain."""
-    candidates = [domain]
-    labels = domain.split(".")
     # The organizational domain, without the public suffix list: right for
     # the usual name.tld and sub.name.tld.
-    if len(labels) > 2:
-        candidates.append(".".join(labels[-2:]))
-    for candidate in candidates:
+    for candidate in dict.fromkeys([domain, ".".join(domain.split(".")[-2:])]):
         records = [
             record
             for record in lookups.txt(f"_dmarc.{candidate}")
@@ -328,73 +300,64 @@ def _dmarc(lookups, domain):
     return "", ""
 
 
+def _domain_of(sender_email):
+    return (sender_email or "").rpartition("@")[2].strip().rstrip(".").lower()
+
+
+def _dns_failed(domain, error):
+    error = str(error) or type(error).__name__
+    return Finding(WARNING, "dns_failed", {"domain": domain, "error": error})
+
+
 def check_sender_domain(sender_email, smtp_host, *, resolver):
     """Return the ``SenderDomainReport`` of the domain of ``sender_email``.
 
     ``resolver`` is a dnspython resolver (see ``make_resolver``). Network
     problems never raise: they become a "dns_failed" finding.
     """
-    domain = (sender_email or "").rpartition("@")[2].strip().rstrip(".").lower()
-    report = SenderDomainReport(domain=domain)
+    report = SenderDomainReport(domain=_domain_of(sender_email))
     lookups = _Lookups(resolver)
     try:
-        _check_spf(report, lookups, domain, smtp_host)
-        record, policy = _dmarc(lookups, domain)
-    except _TempError as exc:
-        report.findings = [
-            Finding(WARNING, "dns_failed", {"domain": domain, "error": str(exc)})
-        ]
+        report.findings.append(_spf_finding(report, lookups, smtp_host))
+        report.dmarc_record, report.dmarc_policy = _dmarc(lookups, report.domain)
+    except dns.exception.DNSException as exc:
+        report.findings = [_dns_failed(report.domain, exc)]
         return report
-    report.dmarc_record, report.dmarc_policy = record, policy
-    params = {"domain": domain, "policy": policy}
-    if not record:
+    params = {"domain": report.domain, "policy": report.dmarc_policy}
+    if not report.dmarc_record:
         report.findings.append(Finding(PROBLEM, "dmarc_missing", params))
-    elif policy in ("quarantine", "reject"):
+    elif report.dmarc_policy in ("quarantine", "reject"):
         report.findings.append(Finding(OK, "dmarc_enforced", params))
     else:
         report.findings.append(Finding(WARNING, "dmarc_monitoring", params))
     return report
 
 
-def _check_spf(report, lookups, domain, smtp_host):
-    domain_params = {"domain": domain}
+def _spf_finding(report, lookups, smtp_host):
+    """Return what the SPF record of the report's domain means for ``smtp_host``."""
+    domain = report.domain
     records = _spf_records(lookups, domain)
     if not records:
-        report.findings.append(Finding(PROBLEM, "spf_missing", domain_params))
-        return
+        return Finding(PROBLEM, "spf_missing", {"domain": domain})
     report.spf_record = records[0]
     if len(records) > 1:
-        report.findings.append(
-            Finding(
-                PROBLEM,
-                "spf_invalid",
-                {**domain_params, "error": "more than one SPF record"},
-            )
-        )
-        return
-    addresses = _host_addresses(lookups, smtp_host)
+        error = "more than one SPF record"
+        return Finding(PROBLEM, "spf_invalid", {"domain": domain, "error": error})
+    params = {"domain": domain, "host": smtp_host}
+    addresses = _host_addresses(smtp_host, lookups.resolver.lifetime)
+    if not addresses:
+        return Finding(WARNING, "spf_host_unresolved", params)
     report.spf_results = {str(ip): spf_result(lookups, ip, domain) for ip in addresses}
     results = set(report.spf_results.values())
-    params = {
-        **domain_params,
-        "host": smtp_host,
-        "addresses": ", ".join(report.spf_results) or "-",
-    }
+    params["addresses"] = ", ".join(report.spf_results)
     if "permerror" in results:
-        report.findings.append(
-            Finding(PROBLEM, "spf_invalid", {**domain_params, "error": "permerror"})
-        )
-    elif "temperror" in results:
-        raise _TempError("SPF look-up failed")
-    elif results == {"pass"}:
-        report.findings.append(Finding(OK, "spf_host_allowed", params))
-    elif "fail" in results or not results:
-        report.findings.append(Finding(PROBLEM, "spf_host_refused", params))
-    else:
-        worst = "softfail" if "softfail" in results else "neutral"
-        report.findings.append(
-            Finding(WARNING, "spf_host_unclear", {**params, "result": worst})
-        )
+        return Finding(PROBLEM, "spf_invalid", {"domain": domain, "error": "permerror"})
+    if results == {"pass"}:
+        return Finding(OK, "spf_host_allowed", params)
+    if "fail" in results:
+        return Finding(PROBLEM, "spf_host_refused", params)
+    worst = "softfail" if "softfail" in results else "neutral"
+    return Finding(WARNING, "spf_host_unclear", {**params, "result": worst})
 
 
 def sender_domain_report(sender_email, smtp_host, *, nameserver=None, timeout=5.0):
@@ -403,15 +366,9 @@ def sender_domain_report(sender_email, smtp_host, *, nameserver=None, timeout=5.
     A resolver that cannot be set up (a malformed ``nameserver``, no system
     resolver configuration) gives a "dns_failed" finding, never an error.
     """
-    import dns.exception
-
     try:
         resolver = make_resolver(nameserver, timeout)
     except (ValueError, dns.exception.DNSException) as exc:
-        domain = (sender_email or "").rpartition("@")[2].strip().lower()
-        report = SenderDomainReport(domain=domain)
-        report.findings.append(
-            Finding(WARNING, "dns_failed", {"domain": domain, "error": str(exc)})
-        )
-        return report
+        domain = _domain_of(sender_email)
+        return SenderDomainReport(domain, findings=[_dns_failed(domain, exc)])
     return check_sender_domain(sender_email, smtp_host, resolver=resolver)

@@ -10,7 +10,7 @@ from smtp_engine.trust_dns import (
 )
 
 ZONE = """
-allowed.test.            300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
+allowed.test.            300 IN TXT "v=spf1 ip4:127.0.0.0/8 ip6:::1 -all"
 _dmarc.allowed.test.     300 IN TXT "v=DMARC1; p=reject; rua=mailto:d@allowed.test"
 refused.test.            300 IN TXT "v=spf1 ip4:192.0.2.1 -all"
 _dmarc.refused.test.     300 IN TXT "v=DMARC1; p=none"
@@ -78,11 +78,31 @@ def test_server_allowed_through_an_include(resolver):
 
 
 def test_redirect_is_followed(resolver):
-    report = check_sender_domain(
-        "me@redirected.test", "smtp.provider.test", resolver=resolver
-    )
+    report = check_sender_domain("me@redirected.test", "127.0.0.1", resolver=resolver)
 
     assert report.spf_results == {"127.0.0.1": "pass"}
+
+
+def test_server_known_only_to_the_system_resolver_is_checked(resolver):
+    # "localhost" is in /etc/hosts (maybe as ::1 too), not in DNS: sending
+    # finds it there.
+    report = check_sender_domain("me@allowed.test", "localhost", resolver=resolver)
+
+    assert keys(report)[0] == ("ok", "spf_host_allowed")
+    assert "127.0.0.1" in report.findings[0].text()
+
+
+def test_server_whose_addresses_cannot_be_found_is_said_so(resolver):
+    # A label longer than 63 characters: refused before any look-up.
+    host = "x" * 64 + ".example"
+
+    report = check_sender_domain("me@allowed.test", host, resolver=resolver)
+
+    assert keys(report)[0] == ("warning", "spf_host_unresolved")
+    assert report.findings[0].text() == (
+        f"The addresses of the SMTP server {host} could not be found: whether "
+        "the SPF record of allowed.test allows it was not checked."
+    )
 
 
 def test_two_spf_records_are_invalid(resolver):
