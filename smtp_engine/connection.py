@@ -163,14 +163,14 @@ def run_bounded(func, seconds, *args):
     return outcome["value"]
 
 
-def _normalize_host(host):
+def normalize_host(host):
     host = (host or "").strip()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host
 
 
-def _resolve(host, port, deadline):
+def resolve(host, port, deadline):
     if not host:
         raise socket.gaierror(socket.EAI_NONAME, "no server name given")
     wait = deadline.socket_timeout()
@@ -182,7 +182,7 @@ def _format_address(sockaddr):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _connect_any(addresses, deadline, transcript, watchdog=None):
+def connect_any(addresses, deadline, transcript, watchdog=None):
     last_error = None
     for family, kind, proto, _name, sockaddr in addresses:
         sock = None
@@ -403,10 +403,10 @@ class SmtpSession(smtplib.SMTP):
         # constructor sets; this session connects later, by ``connect()``.
         self._host = host
         self.step = Step.RESOLVE
-        addresses = _resolve(self.address or host, port, deadline)
+        addresses = resolve(self.address or host, port, deadline)
         self.step = Step.CONNECT
         watchdog = self.watchdog if self.deadline is not None else None
-        sock = _connect_any(addresses, deadline, self.transcript, watchdog)
+        sock = connect_any(addresses, deadline, self.transcript, watchdog)
         try:
             if self.settings.local_hostname is None:
                 self.local_hostname = _local_hostname(sock, deadline)
@@ -524,7 +524,7 @@ def establish(session):
     ``session.step`` then tells where it failed. The caller closes.
     """
     settings = session.settings
-    host = _normalize_host(settings.host)
+    host = normalize_host(settings.host)
     session.transcript.event(
         f"Connecting to {host} port {settings.port}, security {settings.encryption}"
     )
@@ -607,7 +607,7 @@ def _read_untrusted_certificate(session):
         ssl_context=unverified_tls_context(),
     )
     try:
-        probe.connect(_normalize_host(settings.host), settings.port)
+        probe.connect(normalize_host(settings.host), settings.port)
         if settings.encryption == "starttls":
             probe.ehlo_or_helo_if_needed()
             probe.starttls(context=probe.ssl_context)

@@ -24,9 +24,9 @@ from enum import Enum
 from .connection import (
     Deadline,
     Watchdog,
-    _connect_any,
-    _normalize_host,
-    _resolve,
+    connect_any,
+    normalize_host,
+    resolve,
     tls_context,
     tls_established,
 )
@@ -284,9 +284,9 @@ class ImapSession(imaplib.IMAP4):
 
     def open(self, host="", port=imaplib.IMAP4_PORT, timeout=None):
         """Connect within the deadline, with TLS from the start if chosen."""
-        self.host, self.port = _normalize_host(host), port
-        addresses = _resolve(self.host, port, self.deadline)
-        self.sock = _connect_any(addresses, self.deadline, self.transcript)
+        self.host, self.port = normalize_host(host), port
+        addresses = resolve(self.host, port, self.deadline)
+        self.sock = connect_any(addresses, self.deadline, self.transcript)
         self.watchdog.arm(self.sock, self.deadline)
         if self.settings.encryption == "ssl":
             self.step = RoundTripStep.TLS

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import dns.exception
 import dns.resolver
 
-from .connection import Deadline, _normalize_host, _resolve
+from .connection import Deadline, normalize_host, resolve
 from .texts import _lt, render, untranslated
 
 # Levels of a finding, from good to bad.
@@ -272,7 +272,7 @@ def spf_result(lookups, ip, domain):
 def _host_addresses(host, timeout):
     """Return the addresses of ``host`` as sending finds them: the system's."""
     try:
-        found = _resolve(_normalize_host(host), None, Deadline(timeout))
+        found = resolve(normalize_host(host), None, Deadline(timeout))
     except (OSError, ValueError):
         return []
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
