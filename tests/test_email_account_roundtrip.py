@@ -26,7 +26,7 @@ from odoo.addons.email_account.smtp_engine.tests.servers import (
     refused_port,
 )
 
-from .common import EmailAccountCase
+from .common import EmailAccountCase, load_greek
 
 MAILBOX = "sales@example.com"
 PASSWORD = "s3cret-Pa55"
@@ -257,6 +257,24 @@ class TestEmailAccountRoundTrip(EmailAccountCase):
             r"^The server accepted the test message\. Looking for it in the "
             r"mailbox: \d+ of 10 seconds\.$",
         )
+
+    def test_the_wait_and_the_delivery_are_told_in_greek(self):
+        load_greek(self.env)
+        self.manager.lang = "el_GR"
+        self.smtp.delay = 5.0
+        account = self.checked_account()
+
+        self.check(account, user=self.manager)
+
+        *waiting, summary = self.simple_notifications(self.manager)
+        waiting = [n for n in waiting if n["title"] == "Έλεγχος του «Round trip»"]
+        self.assertTrue(waiting)
+        self.assertRegex(
+            waiting[0]["message"],
+            r"^Ο διακομιστής δέχτηκε το δοκιμαστικό μήνυμα\. Αναζήτησή του στο "
+            r"γραμματοκιβώτιο: \d+ από 10 δευτερόλεπτα\.$",
+        )
+        self.assertIn("έφτασε στα εισερχόμενα", summary["message"])
 
     def test_the_requester_is_told_where_the_message_landed(self):
         self.smtp.folder = "Junk"
