@@ -288,14 +288,19 @@ class Chromium:
         )
 
     def wait_for(self, selector, settle=1.5, timeout=60):
-        deadline = time.monotonic() + timeout
-        check = (
+        self.wait_until(
             f"!!document.querySelector({json.dumps(selector)})"
-            " && !document.querySelector('.o_loading_indicator, .o_blockUI')"
+            " && !document.querySelector('.o_loading_indicator, .o_blockUI')",
+            settle,
+            timeout,
         )
-        while not self.evaluate(check):
+
+    def wait_until(self, expression, settle=1.5, timeout=60):
+        """Wait until the JavaScript ``expression`` is true."""
+        deadline = time.monotonic() + timeout
+        while not self.evaluate(expression):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{selector} did not appear")
+                raise RuntimeError(f"{expression} did not come true")
             time.sleep(0.25)
         # Let fonts, badges and the chatter finish rendering.
         time.sleep(settle)
@@ -312,13 +317,13 @@ class Chromium:
         ):
             raise RuntimeError(f"nothing to click at {selector}")
 
-    def rect(self, expression):
+    def rect(self, expression, margin=0):
         """The page rectangle of the element ``expression`` evaluates to."""
         return self.evaluate(
             f"(() => {{ const el = {expression}; if (!el) return null;"
-            " const r = el.getBoundingClientRect();"
-            " return {x: r.left + scrollX, y: r.top + scrollY,"
-            " width: r.width, height: r.height}; })()"
+            f" const r = el.getBoundingClientRect(), m = {margin};"
+            " return {x: r.left + scrollX - m, y: r.top + scrollY - m,"
+            " width: r.width + 2 * m, height: r.height + 2 * m}; })()"
         )
 
     def fit(self, expression, margin=16):
@@ -418,7 +423,8 @@ class OdooServer:
             data_dir=folder / "data",
             db=db,
             port=port,
-            max_cron_threads=0,
+            # Checks with the delivery check run in the background.
+            max_cron_threads=1,
             logfile=self.log,
             email_account_ca_file=servers.certs.ca_cert,
             email_account_dns_server=servers.dns.address,
@@ -516,6 +522,13 @@ class Screens:
 
     def set_up(self):
         admin = self.admin()
+        # Each screen shows the check its step asked for, not the daily one.
+        admin.execute(
+            "ir.cron",
+            "write",
+            [admin.ref("email_account.email_account_cron_health_watch")],
+            {"active": False},
+        )
         admin.execute(
             "base.language.install",
             "lang_install",
@@ -657,6 +670,20 @@ class Screens:
             [self.accounts[name]],
             context={"lang": lang},
         )
+        self.wait_checked(name)
+
+    def wait_checked(self, name, timeout=90):
+        """Wait for the end of a check that runs in the background."""
+        deadline = time.monotonic() + timeout
+        while (
+            self.admin().execute(
+                "email.account", "read", [self.accounts[name]], ["check_state"]
+            )[0]["check_state"]
+            != "idle"
+        ):
+            if time.monotonic() > deadline:
+                sys.exit(f"the check of {name} did not end")
+            time.sleep(0.5)
 
     def check_all(self, lang):
         """Check each account in ``lang``: its stored result is in it too."""
@@ -782,6 +809,19 @@ class Screens:
         self.capture_groups(
             self.path("delivery", short), "test_state", "roundtrip_state"
         )
+        # The wait for the mailbox, as whoever pressed the button sees it.
+        self.servers.deliver_to("news@acme-news.example", "Junk", AT_RISK, 8.0)
+        browser.click("button[name='action_send_test_message']")
+        waiting = (
+            "[...document.querySelectorAll('.o_notification')]"
+            ".filter(n => /\\d+ \\S+ 20 /.test(n.textContent))"
+        )
+        browser.wait_until(f"{waiting}.length > 0", settle=0.8)
+        browser.screenshot(
+            self.path("progress", short),
+            clip=browser.rect(f"{waiting}.pop()", margin=12),
+        )
+        self.wait_checked("news")
         # A failed login, and a self-signed certificate.
         self.form(admin, "support")
         server_to_result = ("smtp_host", "smtp_authentication", "test_state")
