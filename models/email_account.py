@@ -462,16 +462,12 @@ class EmailAccount(models.Model):
             vals["sender_email"] = email_normalize(sender_email)
         return vals
 
-    def _moved_away_from_secrets(self, vals):
-        """The accounts whose stored secrets ``vals`` would send elsewhere."""
-        changed = [name for name in SECRET_BINDING_FIELDS if name in vals]
+    def _moved_away(self, vals, binding_fields):
+        """The accounts that ``vals`` moves to other ``binding_fields``."""
+        changed = [name for name in binding_fields if name in vals]
         return self.filtered(
-            lambda account: (
-                (account.password_set or account.smtp_password_set)
-                and any(
-                    (account[name] or False) != (vals[name] or False)
-                    for name in changed
-                )
+            lambda account: any(
+                (account[name] or False) != (vals[name] or False) for name in changed
             )
         )
 
@@ -486,7 +482,9 @@ class EmailAccount(models.Model):
     def write(self, vals):
         self._check_personal_write(vals)
         vals = self._normalize_vals(vals)
-        moved = self._moved_away_from_secrets(vals)
+        moved = self._moved_away(vals, SECRET_BINDING_FIELDS).filtered(
+            lambda account: account.password_set or account.smtp_password_set
+        )
         oauth_moved = self._moved_away_from_oauth(vals)
         result = super().write(vals)
         if oauth_moved:
@@ -498,8 +496,8 @@ class EmailAccount(models.Model):
                 )
             )
         if moved:
-            moved._remove_secrets(
-                [name for name in SECRET_FIELDS if not vals.get(name)],
+            moved._forget_secrets(
+                [token for name, token in SECRET_FIELDS.items() if not vals.get(name)],
                 self.env._(
                     "The stored password was removed because the server, port, "
                     "security or login changed. Enter it again."
@@ -519,14 +517,15 @@ class EmailAccount(models.Model):
 
     def action_remove_password(self):
         """Forget the stored password of the mailbox."""
-        self._remove_secrets(
-            ["password"], self.env._("The stored password was removed.")
+        self._forget_secrets(
+            ["password_token"], self.env._("The stored password was removed.")
         )
 
     def action_remove_smtp_password(self):
         """Forget the stored separate password."""
-        self._remove_secrets(
-            ["smtp_password"], self.env._("The stored separate password was removed.")
+        self._forget_secrets(
+            ["smtp_password_token"],
+            self.env._("The stored separate password was removed."),
         )
 
     def action_trust_certificate(self):
@@ -541,13 +540,16 @@ class EmailAccount(models.Model):
                 )
             account.smtp_pinned_certificate = account.test_certificate_fingerprint
 
-    def _remove_secrets(self, field_names, note):
+    def _forget_secrets(self, columns, note, cleared=()):
+        """Empty the stored ``columns``, and ``cleared``, and say so in ``note``.
+
+        Only the accounts that store any of ``columns`` change and get the note.
+        """
         self.check_access("write")
-        tokens = {SECRET_FIELDS[name]: False for name in field_names}
         for account in self:
             stored = account.sudo()
-            if any(stored[token] for token in tokens):
-                stored.write(tokens)
+            if any(stored[column] for column in columns):
+                stored.write(dict.fromkeys((*columns, *cleared), False))
                 account.message_post(body=note, subtype_xmlid="mail.mt_note")
 
     def _register_hook(self):

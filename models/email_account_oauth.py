@@ -9,14 +9,10 @@ import requests
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import (
-    email_normalize,
-)
+from odoo.tools import email_normalize
 from odoo.tools.misc import hmac
 
-from ..smtp_engine import (
-    HINTS,
-)
+from ..smtp_engine import HINTS
 from ..tools import secret_box
 from .email_account import SECRET_BINDING_FIELDS
 
@@ -35,7 +31,7 @@ OAUTH_SERVERS = {
     },
 }
 OAUTH_TOKEN_FIELDS = {
-    # the mixins' field: (our encrypted column, or the expiry)
+    # the mixins' field: our encrypted column
     "microsoft_outlook_refresh_token": "oauth_refresh_secret",
     "microsoft_outlook_access_token": "oauth_access_secret",
     "google_gmail_refresh_token": "oauth_refresh_secret",
@@ -178,33 +174,14 @@ class EmailAccountOauth(models.Model):
 
     def _moved_away_from_oauth(self, vals):
         """The connected accounts whose tokens ``vals`` would send elsewhere."""
-        changed = [name for name in OAUTH_BINDING_FIELDS if name in vals]
-        if not changed:
-            return self.browse()
-        return self.filtered(
-            lambda account: (
-                account.oauth_connected
-                and any(
-                    (account[name] or False) != (vals[name] or False)
-                    for name in changed
-                )
-            )
-        )
+        return self._moved_away(vals, OAUTH_BINDING_FIELDS).filtered("oauth_connected")
 
     def _oauth_forget(self, note):
-        self.check_access("write")
-        for account in self:
-            stored = account.sudo()
-            if stored.oauth_refresh_secret or stored.oauth_access_secret:
-                stored.write(
-                    {
-                        "oauth_refresh_secret": False,
-                        "oauth_access_secret": False,
-                        "oauth_expiration": False,
-                        "oauth_mailbox": False,
-                    }
-                )
-                account.message_post(body=note, subtype_xmlid="mail.mt_note")
+        self._forget_secrets(
+            ("oauth_refresh_secret", "oauth_access_secret"),
+            note,
+            cleared=("oauth_expiration", "oauth_mailbox"),
+        )
 
     def _oauth_login(self):
         """The mailbox the account signs in as: its user name or address."""
@@ -239,21 +216,16 @@ class EmailAccountOauth(models.Model):
         """Forget the tokens of the sign-in."""
         self._oauth_forget(self.env._("The sign-in was disconnected."))
 
-    def _get_outlook_csrf_token(self):
+    def _bind_csrf_token(self, token):
         # Core's token is the same for every user and never expires; bound
         # to the user, a sign-in can be completed only by who started it.
-        return hmac(
-            self.env(su=True),
-            "email_account_oauth",
-            (super()._get_outlook_csrf_token(), self.env.uid),
-        )
+        return hmac(self.env(su=True), "email_account_oauth", (token, self.env.uid))
+
+    def _get_outlook_csrf_token(self):
+        return self._bind_csrf_token(super()._get_outlook_csrf_token())
 
     def _get_gmail_csrf_token(self):
-        return hmac(
-            self.env(su=True),
-            "email_account_oauth",
-            (super()._get_gmail_csrf_token(), self.env.uid),
-        )
+        return self._bind_csrf_token(super()._get_gmail_csrf_token())
 
     def _fetch_outlook_token(self, grant_type, **values):
         response = super()._fetch_outlook_token(grant_type, **values)
