@@ -1,11 +1,15 @@
-"""Personal accounts: an internal user's own mailbox, for their mail alone."""
+"""Personal accounts: an internal user's own mailbox, for their mail alone.
+
+``owner_user_id`` says whose it is and ``allowed_senders`` is "owner", so
+that _usable_by, the one rule of who may send, lets only the owner send
+through it. Its owner creates, edits and checks it without any Email
+Accounts group; security/email_account_personal_security.xml hides it from
+everybody else but the managers.
+"""
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import (
-    email_normalize,
-    plaintext2html,
-)
+from odoo.tools import email_normalize, plaintext2html
 
 # Personal accounts: the settings (see res.config.settings) and the
 # activity that tells an owner their account failed.
@@ -17,7 +21,6 @@ FAILURE_ACTIVITY = "email_account.mail_activity_type_account_failure"
 class EmailAccountPersonal(models.Model):
     _inherit = "email.account"
 
-    # --- Personal accounts: fields ---------------------------------------
     owner_user_id = fields.Many2one(
         "res.users",
         string="Owner",
@@ -41,16 +44,6 @@ class EmailAccountPersonal(models.Model):
         string="Owner's Address Differs",
     )
     failed_mail_count = fields.Integer(compute="_compute_failed_mail_count")
-    # --- End of personal accounts: fields --------------------------------
-
-    # --- Personal accounts -----------------------------------------------
-    #
-    # A personal account is a user's own mailbox: ``owner_user_id`` says
-    # whose it is and ``allowed_senders`` is "owner", so that _usable_by, the
-    # one rule of who may send, lets only the owner send through it. Its
-    # owner creates, edits and checks it without any Email Accounts group;
-    # security/email_account_personal_security.xml hides it from everybody
-    # else but the managers.
 
     @api.depends("owner_user_id")
     @api.depends_context("uid")
@@ -288,5 +281,3 @@ class EmailAccountPersonal(models.Model):
             open_activity.write({**values, "date_deadline": fields.Date.today()})
         else:
             account.activity_schedule(FAILURE_ACTIVITY, user_id=owner.id, **values)
-
-    # --- End of personal accounts ----------------------------------------
