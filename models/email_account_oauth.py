@@ -42,6 +42,11 @@ OAUTH_EXPIRATION_FIELDS = (
     "google_gmail_access_token_expiration",
 )
 OAUTH_BINDING_FIELDS = (*SECRET_BINDING_FIELDS, "smtp_authentication")
+_WRITE_ONLY_TOKEN = {
+    "compute": "_compute_oauth_tokens",
+    "inverse": "_inverse_oauth_tokens",
+    "store": False,
+}
 # Renew an access token that expires within this many seconds: the time
 # to renew it and to open the session, as core's mixins allow.
 OAUTH_EXPIRY_MARGIN = 10
@@ -104,24 +109,12 @@ class EmailAccountOauth(models.Model):
     # The mixins' plain token columns become write-only views of the
     # encrypted ones: their sign-in flows write the tokens here, and no
     # token is ever read back from them (see _oauth_access_token).
-    microsoft_outlook_refresh_token = fields.Char(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
-    microsoft_outlook_access_token = fields.Char(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
-    microsoft_outlook_access_token_expiration = fields.Integer(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
-    google_gmail_refresh_token = fields.Char(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
-    google_gmail_access_token = fields.Char(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
-    google_gmail_access_token_expiration = fields.Integer(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
+    microsoft_outlook_refresh_token = fields.Char(**_WRITE_ONLY_TOKEN)
+    microsoft_outlook_access_token = fields.Char(**_WRITE_ONLY_TOKEN)
+    microsoft_outlook_access_token_expiration = fields.Integer(**_WRITE_ONLY_TOKEN)
+    google_gmail_refresh_token = fields.Char(**_WRITE_ONLY_TOKEN)
+    google_gmail_access_token = fields.Char(**_WRITE_ONLY_TOKEN)
+    google_gmail_access_token_expiration = fields.Integer(**_WRITE_ONLY_TOKEN)
 
     # OAuth 2.0: Microsoft 365 and Google
     #
