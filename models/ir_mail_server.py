@@ -31,17 +31,6 @@ from ..smtp_engine import (
 # repeats for mail left without a server must not find an account.
 QUEUE_ROUTED_KEY = "email_account_queue_routed"
 
-# -- Sending failures: where they are known, for where mail is marked failed
-#
-# Core turns a failure into text before ``mail.mail`` marks the mail as
-# failed. What the failure was (the step, the server's code) is kept here,
-# in the transaction's cache, from where the exception is raised to where
-# ``mail.mail._postprocess_sent_message`` reads it back: under the mail's
-# Message-Id for a refused message, under CONNECTION_FAILURE for the last
-# connection attempt (core marks the whole batch right after it).
-SENDING_FAILURES_KEY = "email_account_sending_failures"
-CONNECTION_FAILURE = "connection"
-
 
 def _core_arguments(method_name, args, kwargs):
     """The arguments of a call to core's ``method_name``, by name.
@@ -56,6 +45,27 @@ def _core_arguments(method_name, args, kwargs):
     return bound.arguments
 
 
+def _differences(wanted, values):
+    """The ``wanted`` values that ``values`` gives otherwise (empty ones alike)."""
+    return {
+        name: wanted[name]
+        for name in wanted.keys() & values.keys()
+        if (values[name] or False) != (wanted[name] or False)
+    }
+
+
+# -- Sending failures: where they are known, for where mail is marked failed
+#
+# Core turns a failure into text before ``mail.mail`` marks the mail as
+# failed. What the failure was (the step, the server's code) is kept here,
+# in the transaction's cache, from where the exception is raised to where
+# ``mail.mail._postprocess_sent_message`` reads it back: under the mail's
+# Message-Id for a refused message, under CONNECTION_FAILURE for the last
+# connection attempt (core marks the whole batch right after it).
+SENDING_FAILURES_KEY = "email_account_sending_failures"
+CONNECTION_FAILURE = "connection"
+
+
 def sending_failures(env):
     """The failures of this transaction: key -> (account id, SmtpOutcome)."""
     return env.cr.cache.setdefault(SENDING_FAILURES_KEY, {})
@@ -63,12 +73,10 @@ def sending_failures(env):
 
 def refusal_result(exc):
     """The ``SmtpOutcome`` of a message refused by ``smtplib`` ``exc``."""
-    if isinstance(exc, smtplib.SMTPSenderRefused):
-        step = Step.SENDER
-    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
-        step = Step.RECIPIENT
-    else:
-        step = Step.DATA
+    step = {
+        smtplib.SMTPSenderRefused: Step.SENDER,
+        smtplib.SMTPRecipientsRefused: Step.RECIPIENT,
+    }.get(type(exc), Step.DATA)
     hint, code, reply = diagnose_exception(exc, step)
     return SmtpOutcome(
         ok=False,
@@ -136,12 +144,9 @@ class IrMailServer(models.Model):
         """The values of this server that differ from what its account says."""
         self.ensure_one()
         wanted = self.sudo().email_account_id._mail_server_values()
-        current = self._convert_to_write({name: self[name] for name in wanted})
-        return {
-            name: value
-            for name, value in wanted.items()
-            if (current[name] or False) != (value or False)
-        }
+        return _differences(
+            wanted, self._convert_to_write({name: self[name] for name in wanted})
+        )
 
     @api.model
     def _check_account_values(self, account, vals):
@@ -154,10 +159,7 @@ class IrMailServer(models.Model):
             "smtp_pass": False,
             "owner_user_id": False,
         }
-        if any(
-            (vals[name] or False) != (wanted[name] or False)
-            for name in wanted.keys() & vals.keys()
-        ):
+        if _differences(wanted, vals):
             raise UserError(
                 self.env._(
                     "This outgoing mail server belongs to the e-mail account "
