@@ -27,9 +27,7 @@ from odoo.tools import (
 )
 from odoo.tools.mail import email_split_tuples
 
-from ..smtp_engine import (
-    SmtpSettings,
-)
+from ..smtp_engine import SmtpSettings
 from ..smtp_engine.certificate import format_fingerprint, normalize_pin
 from ..tools import secret_box
 
@@ -311,8 +309,7 @@ class EmailAccount(models.Model):
     def _inverse_password(self):
         for field_name, token_field in SECRET_FIELDS.items():
             for account in self:
-                value = account[field_name]
-                if value:
+                if value := account[field_name]:
                     try:
                         token = secret_box.encrypt(value)
                     except secret_box.SecretKeyError as exc:
@@ -617,6 +614,11 @@ class EmailAccount(models.Model):
 
     def _secret_key_user_error(self, error):
         """The translated ``UserError`` for a ``secret_box.SecretKeyError``."""
+        places = {
+            "option": secret_box.KEY_OPTION,
+            "variable": secret_box.KEY_ENVIRON,
+            "path": secret_box.key_file_path(),
+        }
         if isinstance(error, secret_box.KeyMissingError):
             message = self.env._(
                 "The encryption key of the e-mail accounts is missing, so the "
@@ -624,9 +626,7 @@ class EmailAccount(models.Model):
                 "backup: it is looked for in the option “%(option)s” of the Odoo "
                 "configuration file, then in the environment variable "
                 "%(variable)s, then in the file %(path)s.",
-                option=secret_box.KEY_OPTION,
-                variable=secret_box.KEY_ENVIRON,
-                path=secret_box.key_file_path(),
+                **places,
             )
         elif isinstance(error, secret_box.KeyFileRefusedError):
             message = self.env._(
@@ -642,9 +642,7 @@ class EmailAccount(models.Model):
                 "Check the option “%(option)s” of the Odoo configuration file, "
                 "the environment variable %(variable)s or the file %(path)s; "
                 "the server log says which key is wrong.",
-                option=secret_box.KEY_OPTION,
-                variable=secret_box.KEY_ENVIRON,
-                path=secret_box.key_file_path(),
+                **places,
             )
         else:
             message = self.env._(
