@@ -168,15 +168,11 @@ class EmailAccountPersonal(models.Model):
     def action_open_my_account(self):
         """Open the current user's personal account, or a new one for them."""
         user = self.env.user
-        accounts = self.search([("owner_user_id", "=", user.id)])
-        action = {
-            "type": "ir.actions.act_window",
-            "name": self.env._("My E-mail Account"),
-            "res_model": "email.account",
-            "view_mode": "form",
-            "views": [(False, "form")],
-            "target": "current",
-            "context": {
+        domain = [("owner_user_id", "=", user.id)]
+        return self.search(domain)._get_records_action(
+            name=self.env._("My E-mail Account"),
+            domain=domain,
+            context={
                 "default_owner_user_id": user.id,
                 "default_allowed_senders": "owner",
                 "default_name": user.name,
@@ -184,16 +180,7 @@ class EmailAccountPersonal(models.Model):
                 "default_sender_email": user.email,
                 "default_username": user.email,
             },
-        }
-        if len(accounts) == 1:
-            action["res_id"] = accounts.id
-        elif accounts:
-            action.update(
-                view_mode="list,form",
-                views=[(False, "list"), (False, "form")],
-                domain=[("owner_user_id", "=", user.id)],
-            )
-        return action
+        )
 
     def action_use_address_for_owner(self):
         """Make the account's address the owner's own, as their mail's From."""
