@@ -3,7 +3,7 @@
 import base64
 import dataclasses
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import requests
 
@@ -296,12 +296,8 @@ class EmailAccountOauth(models.Model):
                 )
             )
         expiration = stored.oauth_expiration
-        if (
-            access_token
-            and expiration
-            and (expiration - fields.Datetime.now()).total_seconds()
-            > OAUTH_EXPIRY_MARGIN
-        ):
+        needed_until = fields.Datetime.now() + timedelta(seconds=OAUTH_EXPIRY_MARGIN)
+        if access_token and expiration and expiration > needed_until:
             return access_token
         try:
             if self.smtp_authentication == "outlook":
