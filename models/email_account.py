@@ -53,6 +53,9 @@ TEXT_FIELDS = (
     "smtp_host",
     "smtp_login",
 )
+# A secret's column: encrypted at rest (see tools.secret_box), readable only
+# by administrators, never copied, never read along with other fields.
+TOKEN_COLUMN = {"groups": "base.group_system", "copy": False, "prefetch": False}
 SECRET_FIELDS = {
     "password": "password_token",
     "smtp_password": "smtp_password_token",
@@ -210,17 +213,8 @@ class EmailAccount(models.Model):
         compute="_compute_password_set",
         string="Separate Password Stored",
     )
-    # Encrypted at rest, readable only by the superuser (see tools.secret_box).
-    password_token = fields.Char(
-        groups="base.group_system",
-        copy=False,
-        prefetch=False,
-    )
-    smtp_password_token = fields.Char(
-        groups="base.group_system",
-        copy=False,
-        prefetch=False,
-    )
+    password_token = fields.Char(**TOKEN_COLUMN)
+    smtp_password_token = fields.Char(**TOKEN_COLUMN)
     company_id = fields.Many2one(
         "res.company",
         default=lambda self: self.env.company,

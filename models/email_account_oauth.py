@@ -14,7 +14,7 @@ from odoo.tools.misc import hmac
 
 from ..smtp_engine import HINTS
 from ..tools import secret_box
-from .email_account import SECRET_BINDING_FIELDS
+from .email_account import SECRET_BINDING_FIELDS, TOKEN_COLUMN
 
 # OAuth 2.0: the providers' documented servers, and what binds the tokens.
 OAUTH_PROVIDERS = ("outlook", "gmail")
@@ -93,19 +93,8 @@ class EmailAccountOauth(models.Model):
     oauth_connected = fields.Boolean(
         compute="_compute_oauth_connected", string="Connected"
     )
-    # Encrypted at rest, readable only by the superuser (see tools.secret_box).
-    oauth_refresh_secret = fields.Char(
-        string="Encrypted Refresh Token",
-        groups="base.group_system",
-        copy=False,
-        prefetch=False,
-    )
-    oauth_access_secret = fields.Char(
-        string="Encrypted Access Token",
-        groups="base.group_system",
-        copy=False,
-        prefetch=False,
-    )
+    oauth_refresh_secret = fields.Char("Encrypted Refresh Token", **TOKEN_COLUMN)
+    oauth_access_secret = fields.Char("Encrypted Access Token", **TOKEN_COLUMN)
     # The mixins' plain token columns become write-only views of the
     # encrypted ones: their sign-in flows write the tokens here, and no
     # token is ever read back from them (see _oauth_access_token).
