@@ -17,7 +17,6 @@ from ..tools import secret_box
 from .email_account import SECRET_BINDING_FIELDS, TOKEN_COLUMN
 
 # OAuth 2.0: the providers' documented servers, and what binds the tokens.
-OAUTH_PROVIDERS = ("outlook", "gmail")
 OAUTH_SERVERS = {
     "outlook": {
         "smtp_host": "smtp.office365.com",
@@ -179,7 +178,7 @@ class EmailAccountOauth(models.Model):
         """Sign in to the account's mailbox with the provider's own flow."""
         self.ensure_one()
         self.check_access("write")
-        if self.smtp_authentication not in OAUTH_PROVIDERS:
+        if self.smtp_authentication not in OAUTH_SERVERS:
             raise UserError(
                 self.env._(
                     "Choose “Microsoft 365 / Outlook (OAuth)” or “Google (OAuth)” "
@@ -247,7 +246,7 @@ class EmailAccountOauth(models.Model):
 
     def _with_oauth_token(self, settings):
         """``settings`` with a valid access token, for OAuth accounts."""
-        if self.smtp_authentication not in OAUTH_PROVIDERS:
+        if self.smtp_authentication not in OAUTH_SERVERS:
             return settings
         return dataclasses.replace(
             settings,
