@@ -102,9 +102,6 @@ class EmailAccount(models.Model):
     _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "name, id"
     _check_company_auto = True
-    # Sign-in with Microsoft 365 and Google (see "OAuth 2.0" below)
-    _OUTLOOK_SCOPE = "https://outlook.office.com/SMTP.Send"
-    _email_field = "username"
 
     # Account
     name = fields.Char(

@@ -59,6 +59,9 @@ def _utc_datetime(timestamp):
 class EmailAccountOauth(models.Model):
     _name = "email.account"
     _inherit = ["email.account", "microsoft.outlook.mixin", "google.gmail.mixin"]
+    # What the mixins' sign-in asks for, and the mailbox it suggests.
+    _OUTLOOK_SCOPE = "https://outlook.office.com/SMTP.Send"
+    _email_field = "username"
 
     # OAuth 2.0: Microsoft 365 and Google
     smtp_authentication = fields.Selection(
