@@ -17,6 +17,7 @@ from email.utils import make_msgid
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.fields import Domain
 from odoo.tools import (
     config,
     email_normalize,
@@ -544,19 +545,13 @@ class EmailAccount(models.Model):
         # At start rather than at the first message: a refused or missing
         # key then shows in the log before anyone needs a password.
         super()._register_hook()
-        stored = (
-            self.sudo()
-            .with_context(active_test=False)
-            .search_count(
-                [
-                    "|",
-                    ("password_token", "!=", False),
-                    ("smtp_password_token", "!=", False),
-                ],
-                limit=1,
-            )
+        stored = Domain.OR(
+            Domain(column, "!=", False) for column in SECRET_FIELDS.values()
         )
-        secret_box.check_keys(secrets_stored=bool(stored))
+        count = (
+            self.sudo().with_context(active_test=False).search_count(stored, limit=1)
+        )
+        secret_box.check_keys(secrets_stored=bool(count))
 
     def action_send_test_message(self):
         """Send a real message from each account to its own address.
