@@ -16,10 +16,6 @@ def uninstall_hook(env):
     )
     parameters = env["ir.config_parameter"].sudo()
     default_server = parameters.get_param("mass_mailing.mail_server_id")
-    if (
-        default_server
-        and default_server.isdigit()
-        and int(default_server) in servers.ids
-    ):
+    if default_server in {str(server_id) for server_id in servers.ids}:
         parameters.set_param("mass_mailing.mail_server_id", False)
     env["email.account"].sudo().with_context(active_test=False).search([]).unlink()

@@ -17,6 +17,7 @@ from email.utils import make_msgid
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.fields import Domain
 from odoo.tools import (
     config,
     email_normalize,
@@ -27,9 +28,7 @@ from odoo.tools import (
 )
 from odoo.tools.mail import email_split_tuples
 
-from ..smtp_engine import (
-    SmtpSettings,
-)
+from ..smtp_engine import SmtpSettings
 from ..smtp_engine.certificate import format_fingerprint, normalize_pin
 from ..tools import secret_box
 
@@ -55,6 +54,9 @@ TEXT_FIELDS = (
     "smtp_host",
     "smtp_login",
 )
+# A secret's column: encrypted at rest (see tools.secret_box), readable only
+# by administrators, never copied, never read along with other fields.
+TOKEN_COLUMN = {"groups": "base.group_system", "copy": False, "prefetch": False}
 SECRET_FIELDS = {
     "password": "password_token",
     "smtp_password": "smtp_password_token",
@@ -101,9 +103,6 @@ class EmailAccount(models.Model):
     _inherit = ["mail.thread", "mail.activity.mixin"]
     _order = "name, id"
     _check_company_auto = True
-    # Sign-in with Microsoft 365 and Google (see "OAuth 2.0" below)
-    _OUTLOOK_SCOPE = "https://outlook.office.com/SMTP.Send"
-    _email_field = "username"
 
     # Account
     name = fields.Char(
@@ -212,17 +211,8 @@ class EmailAccount(models.Model):
         compute="_compute_password_set",
         string="Separate Password Stored",
     )
-    # Encrypted at rest, readable only by the superuser (see tools.secret_box).
-    password_token = fields.Char(
-        groups="base.group_system",
-        copy=False,
-        prefetch=False,
-    )
-    smtp_password_token = fields.Char(
-        groups="base.group_system",
-        copy=False,
-        prefetch=False,
-    )
+    password_token = fields.Char(**TOKEN_COLUMN)
+    smtp_password_token = fields.Char(**TOKEN_COLUMN)
     company_id = fields.Many2one(
         "res.company",
         default=lambda self: self.env.company,
@@ -311,8 +301,7 @@ class EmailAccount(models.Model):
     def _inverse_password(self):
         for field_name, token_field in SECRET_FIELDS.items():
             for account in self:
-                value = account[field_name]
-                if value:
+                if value := account[field_name]:
                     try:
                         token = secret_box.encrypt(value)
                     except secret_box.SecretKeyError as exc:
@@ -462,16 +451,12 @@ class EmailAccount(models.Model):
             vals["sender_email"] = email_normalize(sender_email)
         return vals
 
-    def _moved_away_from_secrets(self, vals):
-        """The accounts whose stored secrets ``vals`` would send elsewhere."""
-        changed = [name for name in SECRET_BINDING_FIELDS if name in vals]
+    def _moved_away(self, vals, binding_fields):
+        """The accounts that ``vals`` moves to other ``binding_fields``."""
+        changed = [name for name in binding_fields if name in vals]
         return self.filtered(
-            lambda account: (
-                (account.password_set or account.smtp_password_set)
-                and any(
-                    (account[name] or False) != (vals[name] or False)
-                    for name in changed
-                )
+            lambda account: any(
+                (account[name] or False) != (vals[name] or False) for name in changed
             )
         )
 
@@ -486,7 +471,9 @@ class EmailAccount(models.Model):
     def write(self, vals):
         self._check_personal_write(vals)
         vals = self._normalize_vals(vals)
-        moved = self._moved_away_from_secrets(vals)
+        moved = self._moved_away(vals, SECRET_BINDING_FIELDS).filtered(
+            lambda account: account.password_set or account.smtp_password_set
+        )
         oauth_moved = self._moved_away_from_oauth(vals)
         result = super().write(vals)
         if oauth_moved:
@@ -498,8 +485,8 @@ class EmailAccount(models.Model):
                 )
             )
         if moved:
-            moved._remove_secrets(
-                [name for name in SECRET_FIELDS if not vals.get(name)],
+            moved._forget_secrets(
+                [token for name, token in SECRET_FIELDS.items() if not vals.get(name)],
                 self.env._(
                     "The stored password was removed because the server, port, "
                     "security or login changed. Enter it again."
@@ -519,14 +506,15 @@ class EmailAccount(models.Model):
 
     def action_remove_password(self):
         """Forget the stored password of the mailbox."""
-        self._remove_secrets(
-            ["password"], self.env._("The stored password was removed.")
+        self._forget_secrets(
+            ["password_token"], self.env._("The stored password was removed.")
         )
 
     def action_remove_smtp_password(self):
         """Forget the stored separate password."""
-        self._remove_secrets(
-            ["smtp_password"], self.env._("The stored separate password was removed.")
+        self._forget_secrets(
+            ["smtp_password_token"],
+            self.env._("The stored separate password was removed."),
         )
 
     def action_trust_certificate(self):
@@ -541,32 +529,29 @@ class EmailAccount(models.Model):
                 )
             account.smtp_pinned_certificate = account.test_certificate_fingerprint
 
-    def _remove_secrets(self, field_names, note):
+    def _forget_secrets(self, columns, note, cleared=()):
+        """Empty the stored ``columns``, and ``cleared``, and say so in ``note``.
+
+        Only the accounts that store any of ``columns`` change and get the note.
+        """
         self.check_access("write")
-        tokens = {SECRET_FIELDS[name]: False for name in field_names}
         for account in self:
             stored = account.sudo()
-            if any(stored[token] for token in tokens):
-                stored.write(tokens)
+            if any(stored[column] for column in columns):
+                stored.write(dict.fromkeys((*columns, *cleared), False))
                 account.message_post(body=note, subtype_xmlid="mail.mt_note")
 
     def _register_hook(self):
         # At start rather than at the first message: a refused or missing
         # key then shows in the log before anyone needs a password.
         super()._register_hook()
-        stored = (
-            self.sudo()
-            .with_context(active_test=False)
-            .search_count(
-                [
-                    "|",
-                    ("password_token", "!=", False),
-                    ("smtp_password_token", "!=", False),
-                ],
-                limit=1,
-            )
+        stored = Domain.OR(
+            Domain(column, "!=", False) for column in SECRET_FIELDS.values()
         )
-        secret_box.check_keys(secrets_stored=bool(stored))
+        count = (
+            self.sudo().with_context(active_test=False).search_count(stored, limit=1)
+        )
+        secret_box.check_keys(secrets_stored=bool(count))
 
     def action_send_test_message(self):
         """Send a real message from each account to its own address.
@@ -615,6 +600,11 @@ class EmailAccount(models.Model):
 
     def _secret_key_user_error(self, error):
         """The translated ``UserError`` for a ``secret_box.SecretKeyError``."""
+        places = {
+            "option": secret_box.KEY_OPTION,
+            "variable": secret_box.KEY_ENVIRON,
+            "path": secret_box.key_file_path(),
+        }
         if isinstance(error, secret_box.KeyMissingError):
             message = self.env._(
                 "The encryption key of the e-mail accounts is missing, so the "
@@ -622,9 +612,7 @@ class EmailAccount(models.Model):
                 "backup: it is looked for in the option “%(option)s” of the Odoo "
                 "configuration file, then in the environment variable "
                 "%(variable)s, then in the file %(path)s.",
-                option=secret_box.KEY_OPTION,
-                variable=secret_box.KEY_ENVIRON,
-                path=secret_box.key_file_path(),
+                **places,
             )
         elif isinstance(error, secret_box.KeyFileRefusedError):
             message = self.env._(
@@ -640,9 +628,7 @@ class EmailAccount(models.Model):
                 "Check the option “%(option)s” of the Odoo configuration file, "
                 "the environment variable %(variable)s or the file %(path)s; "
                 "the server log says which key is wrong.",
-                option=secret_box.KEY_OPTION,
-                variable=secret_box.KEY_ENVIRON,
-                path=secret_box.key_file_path(),
+                **places,
             )
         else:
             message = self.env._(

@@ -147,15 +147,9 @@ class EmailAccountDetect(models.Model):
 
     @api.model
     def _detect_options(self):
-        """Where detection looks: system parameters, else the public sources.
-
-        ``email_account.detect_nameservers``: DNS servers to ask instead of
-        the system's, as ``address`` or ``address:port`` (IPv6 in brackets);
-        ``email_account.detect_autoconfig_urls`` and
-        ``email_account.detect_probe_hosts``: templates with ``{domain}``
-        and ``{email}``; ``email_account.detect_ispdb_url``: the ISP
-        database, ``off`` to skip it; ``email_account.detect_probe``: the
-        combinations to try, as ``port/security``.
+        """Where detection looks: the ``email_account.detect_*`` parameters
+        (see README, "Setting an account up from its address"), else the
+        public sources.
         """
         params = self.env["ir.config_parameter"].sudo()
 

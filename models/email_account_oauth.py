@@ -3,25 +3,20 @@
 import base64
 import dataclasses
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import requests
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import (
-    email_normalize,
-)
+from odoo.tools import email_normalize
 from odoo.tools.misc import hmac
 
-from ..smtp_engine import (
-    HINTS,
-)
+from ..smtp_engine import HINTS
 from ..tools import secret_box
-from .email_account import SECRET_BINDING_FIELDS
+from .email_account import SECRET_BINDING_FIELDS, TOKEN_COLUMN
 
 # OAuth 2.0: the providers' documented servers, and what binds the tokens.
-OAUTH_PROVIDERS = ("outlook", "gmail")
 OAUTH_SERVERS = {
     "outlook": {
         "smtp_host": "smtp.office365.com",
@@ -35,7 +30,7 @@ OAUTH_SERVERS = {
     },
 }
 OAUTH_TOKEN_FIELDS = {
-    # the mixins' field: (our encrypted column, or the expiry)
+    # the mixins' field: our encrypted column
     "microsoft_outlook_refresh_token": "oauth_refresh_secret",
     "microsoft_outlook_access_token": "oauth_access_secret",
     "google_gmail_refresh_token": "oauth_refresh_secret",
@@ -46,6 +41,11 @@ OAUTH_EXPIRATION_FIELDS = (
     "google_gmail_access_token_expiration",
 )
 OAUTH_BINDING_FIELDS = (*SECRET_BINDING_FIELDS, "smtp_authentication")
+_WRITE_ONLY_TOKEN = {
+    "compute": "_compute_oauth_tokens",
+    "inverse": "_inverse_oauth_tokens",
+    "store": False,
+}
 # Renew an access token that expires within this many seconds: the time
 # to renew it and to open the session, as core's mixins allow.
 OAUTH_EXPIRY_MARGIN = 10
@@ -59,6 +59,9 @@ def _utc_datetime(timestamp):
 class EmailAccountOauth(models.Model):
     _name = "email.account"
     _inherit = ["email.account", "microsoft.outlook.mixin", "google.gmail.mixin"]
+    # What the mixins' sign-in asks for, and the mailbox it suggests.
+    _OUTLOOK_SCOPE = "https://outlook.office.com/SMTP.Send"
+    _email_field = "username"
 
     # OAuth 2.0: Microsoft 365 and Google
     smtp_authentication = fields.Selection(
@@ -92,40 +95,17 @@ class EmailAccountOauth(models.Model):
     oauth_connected = fields.Boolean(
         compute="_compute_oauth_connected", string="Connected"
     )
-    # Encrypted at rest, readable only by the superuser (see tools.secret_box).
-    oauth_refresh_secret = fields.Char(
-        string="Encrypted Refresh Token",
-        groups="base.group_system",
-        copy=False,
-        prefetch=False,
-    )
-    oauth_access_secret = fields.Char(
-        string="Encrypted Access Token",
-        groups="base.group_system",
-        copy=False,
-        prefetch=False,
-    )
+    oauth_refresh_secret = fields.Char("Encrypted Refresh Token", **TOKEN_COLUMN)
+    oauth_access_secret = fields.Char("Encrypted Access Token", **TOKEN_COLUMN)
     # The mixins' plain token columns become write-only views of the
     # encrypted ones: their sign-in flows write the tokens here, and no
     # token is ever read back from them (see _oauth_access_token).
-    microsoft_outlook_refresh_token = fields.Char(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
-    microsoft_outlook_access_token = fields.Char(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
-    microsoft_outlook_access_token_expiration = fields.Integer(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
-    google_gmail_refresh_token = fields.Char(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
-    google_gmail_access_token = fields.Char(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
-    google_gmail_access_token_expiration = fields.Integer(
-        compute="_compute_oauth_tokens", inverse="_inverse_oauth_tokens", store=False
-    )
+    microsoft_outlook_refresh_token = fields.Char(**_WRITE_ONLY_TOKEN)
+    microsoft_outlook_access_token = fields.Char(**_WRITE_ONLY_TOKEN)
+    microsoft_outlook_access_token_expiration = fields.Integer(**_WRITE_ONLY_TOKEN)
+    google_gmail_refresh_token = fields.Char(**_WRITE_ONLY_TOKEN)
+    google_gmail_access_token = fields.Char(**_WRITE_ONLY_TOKEN)
+    google_gmail_access_token_expiration = fields.Integer(**_WRITE_ONLY_TOKEN)
 
     # OAuth 2.0: Microsoft 365 and Google
     #
@@ -178,33 +158,14 @@ class EmailAccountOauth(models.Model):
 
     def _moved_away_from_oauth(self, vals):
         """The connected accounts whose tokens ``vals`` would send elsewhere."""
-        changed = [name for name in OAUTH_BINDING_FIELDS if name in vals]
-        if not changed:
-            return self.browse()
-        return self.filtered(
-            lambda account: (
-                account.oauth_connected
-                and any(
-                    (account[name] or False) != (vals[name] or False)
-                    for name in changed
-                )
-            )
-        )
+        return self._moved_away(vals, OAUTH_BINDING_FIELDS).filtered("oauth_connected")
 
     def _oauth_forget(self, note):
-        self.check_access("write")
-        for account in self:
-            stored = account.sudo()
-            if stored.oauth_refresh_secret or stored.oauth_access_secret:
-                stored.write(
-                    {
-                        "oauth_refresh_secret": False,
-                        "oauth_access_secret": False,
-                        "oauth_expiration": False,
-                        "oauth_mailbox": False,
-                    }
-                )
-                account.message_post(body=note, subtype_xmlid="mail.mt_note")
+        self._forget_secrets(
+            ("oauth_refresh_secret", "oauth_access_secret"),
+            note,
+            cleared=("oauth_expiration", "oauth_mailbox"),
+        )
 
     def _oauth_login(self):
         """The mailbox the account signs in as: its user name or address."""
@@ -220,7 +181,7 @@ class EmailAccountOauth(models.Model):
         """Sign in to the account's mailbox with the provider's own flow."""
         self.ensure_one()
         self.check_access("write")
-        if self.smtp_authentication not in OAUTH_PROVIDERS:
+        if self.smtp_authentication not in OAUTH_SERVERS:
             raise UserError(
                 self.env._(
                     "Choose “Microsoft 365 / Outlook (OAuth)” or “Google (OAuth)” "
@@ -239,21 +200,16 @@ class EmailAccountOauth(models.Model):
         """Forget the tokens of the sign-in."""
         self._oauth_forget(self.env._("The sign-in was disconnected."))
 
-    def _get_outlook_csrf_token(self):
+    def _bind_csrf_token(self, token):
         # Core's token is the same for every user and never expires; bound
         # to the user, a sign-in can be completed only by who started it.
-        return hmac(
-            self.env(su=True),
-            "email_account_oauth",
-            (super()._get_outlook_csrf_token(), self.env.uid),
-        )
+        return hmac(self.env(su=True), "email_account_oauth", (token, self.env.uid))
+
+    def _get_outlook_csrf_token(self):
+        return self._bind_csrf_token(super()._get_outlook_csrf_token())
 
     def _get_gmail_csrf_token(self):
-        return hmac(
-            self.env(su=True),
-            "email_account_oauth",
-            (super()._get_gmail_csrf_token(), self.env.uid),
-        )
+        return self._bind_csrf_token(super()._get_gmail_csrf_token())
 
     def _fetch_outlook_token(self, grant_type, **values):
         response = super()._fetch_outlook_token(grant_type, **values)
@@ -293,7 +249,7 @@ class EmailAccountOauth(models.Model):
 
     def _with_oauth_token(self, settings):
         """``settings`` with a valid access token, for OAuth accounts."""
-        if self.smtp_authentication not in OAUTH_PROVIDERS:
+        if self.smtp_authentication not in OAUTH_SERVERS:
             return settings
         return dataclasses.replace(
             settings,
@@ -331,12 +287,8 @@ class EmailAccountOauth(models.Model):
                 )
             )
         expiration = stored.oauth_expiration
-        if (
-            access_token
-            and expiration
-            and (expiration - fields.Datetime.now()).total_seconds()
-            > OAUTH_EXPIRY_MARGIN
-        ):
+        needed_until = fields.Datetime.now() + timedelta(seconds=OAUTH_EXPIRY_MARGIN)
+        if access_token and expiration and expiration > needed_until:
             return access_token
         try:
             if self.smtp_authentication == "outlook":

@@ -1,11 +1,15 @@
-"""Personal accounts: an internal user's own mailbox, for their mail alone."""
+"""Personal accounts: an internal user's own mailbox, for their mail alone.
+
+``owner_user_id`` says whose it is and ``allowed_senders`` is "owner", so
+that _usable_by, the one rule of who may send, lets only the owner send
+through it. Its owner creates, edits and checks it without any Email
+Accounts group; security/email_account_personal_security.xml hides it from
+everybody else but the managers.
+"""
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
-from odoo.tools import (
-    email_normalize,
-    plaintext2html,
-)
+from odoo.tools import email_normalize, plaintext2html
 
 # Personal accounts: the settings (see res.config.settings) and the
 # activity that tells an owner their account failed.
@@ -17,7 +21,6 @@ FAILURE_ACTIVITY = "email_account.mail_activity_type_account_failure"
 class EmailAccountPersonal(models.Model):
     _inherit = "email.account"
 
-    # --- Personal accounts: fields ---------------------------------------
     owner_user_id = fields.Many2one(
         "res.users",
         string="Owner",
@@ -41,16 +44,6 @@ class EmailAccountPersonal(models.Model):
         string="Owner's Address Differs",
     )
     failed_mail_count = fields.Integer(compute="_compute_failed_mail_count")
-    # --- End of personal accounts: fields --------------------------------
-
-    # --- Personal accounts -----------------------------------------------
-    #
-    # A personal account is a user's own mailbox: ``owner_user_id`` says
-    # whose it is and ``allowed_senders`` is "owner", so that _usable_by, the
-    # one rule of who may send, lets only the owner send through it. Its
-    # owner creates, edits and checks it without any Email Accounts group;
-    # security/email_account_personal_security.xml hides it from everybody
-    # else but the managers.
 
     @api.depends("owner_user_id")
     @api.depends_context("uid")
@@ -175,15 +168,11 @@ class EmailAccountPersonal(models.Model):
     def action_open_my_account(self):
         """Open the current user's personal account, or a new one for them."""
         user = self.env.user
-        accounts = self.search([("owner_user_id", "=", user.id)])
-        action = {
-            "type": "ir.actions.act_window",
-            "name": self.env._("My E-mail Account"),
-            "res_model": "email.account",
-            "view_mode": "form",
-            "views": [(False, "form")],
-            "target": "current",
-            "context": {
+        domain = [("owner_user_id", "=", user.id)]
+        return self.search(domain)._get_records_action(
+            name=self.env._("My E-mail Account"),
+            domain=domain,
+            context={
                 "default_owner_user_id": user.id,
                 "default_allowed_senders": "owner",
                 "default_name": user.name,
@@ -191,16 +180,7 @@ class EmailAccountPersonal(models.Model):
                 "default_sender_email": user.email,
                 "default_username": user.email,
             },
-        }
-        if len(accounts) == 1:
-            action["res_id"] = accounts.id
-        elif accounts:
-            action.update(
-                view_mode="list,form",
-                views=[(False, "list"), (False, "form")],
-                domain=[("owner_user_id", "=", user.id)],
-            )
-        return action
+        )
 
     def action_use_address_for_owner(self):
         """Make the account's address the owner's own, as their mail's From."""
@@ -288,5 +268,3 @@ class EmailAccountPersonal(models.Model):
             open_activity.write({**values, "date_deadline": fields.Date.today()})
         else:
             account.activity_schedule(FAILURE_ACTIVITY, user_id=owner.id, **values)
-
-    # --- End of personal accounts ----------------------------------------

@@ -5,6 +5,7 @@ account decides everything about it. Who may send through it follows the
 hooks core uses for its own personal servers (``owner_user_id``).
 """
 
+import inspect
 import smtplib
 
 from odoo import api, fields, models
@@ -12,6 +13,7 @@ from odoo.exceptions import UserError
 from odoo.fields import Domain
 
 from odoo.addons.base.models.ir_mail_server import (
+    IrMail_Server,
     MailDeliveryException,
     extract_rfc2822_addresses,
 )
@@ -28,6 +30,29 @@ from ..smtp_engine import (
 # with the per-mail permission, so the lookup that core's connection
 # repeats for mail left without a server must not find an account.
 QUEUE_ROUTED_KEY = "email_account_queue_routed"
+
+
+def _core_arguments(method_name, args, kwargs):
+    """The arguments of a call to core's ``method_name``, by name.
+
+    The overrides below read a few of them and pass all of them on
+    untouched, however the caller gave them. Bound to core's own signature,
+    defaults included, whatever other overrides accept.
+    """
+    method = getattr(IrMail_Server, method_name)
+    bound = inspect.signature(method).bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    return bound.arguments
+
+
+def _differences(wanted, values):
+    """The ``wanted`` values that ``values`` gives otherwise (empty ones alike)."""
+    return {
+        name: wanted[name]
+        for name in wanted.keys() & values.keys()
+        if (values[name] or False) != (wanted[name] or False)
+    }
+
 
 # -- Sending failures: where they are known, for where mail is marked failed
 #
@@ -48,12 +73,10 @@ def sending_failures(env):
 
 def refusal_result(exc):
     """The ``SmtpOutcome`` of a message refused by ``smtplib`` ``exc``."""
-    if isinstance(exc, smtplib.SMTPSenderRefused):
-        step = Step.SENDER
-    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
-        step = Step.RECIPIENT
-    else:
-        step = Step.DATA
+    step = {
+        smtplib.SMTPSenderRefused: Step.SENDER,
+        smtplib.SMTPRecipientsRefused: Step.RECIPIENT,
+    }.get(type(exc), Step.DATA)
     hint, code, reply = diagnose_exception(exc, step)
     return SmtpOutcome(
         ok=False,
@@ -121,12 +144,9 @@ class IrMailServer(models.Model):
         """The values of this server that differ from what its account says."""
         self.ensure_one()
         wanted = self.sudo().email_account_id._mail_server_values()
-        current = self._convert_to_write({name: self[name] for name in wanted})
-        return {
-            name: value
-            for name, value in wanted.items()
-            if (current[name] or False) != (value or False)
-        }
+        return _differences(
+            wanted, self._convert_to_write({name: self[name] for name in wanted})
+        )
 
     @api.model
     def _check_account_values(self, account, vals):
@@ -139,18 +159,14 @@ class IrMailServer(models.Model):
             "smtp_pass": False,
             "owner_user_id": False,
         }
-        if any(
-            (vals[name] or False) != (wanted[name] or False)
-            for name in wanted.keys() & vals.keys()
-        ):
-            raise UserError(self._account_managed_message(account))
-
-    def _account_managed_message(self, account):
-        return self.env._(
-            "This outgoing mail server belongs to the e-mail account "
-            "“%(account)s”. Change, archive or delete the account instead.",
-            account=account.display_name,
-        )
+        if _differences(wanted, vals):
+            raise UserError(
+                self.env._(
+                    "This outgoing mail server belongs to the e-mail account "
+                    "“%(account)s”. Change, archive or delete the account instead.",
+                    account=account.display_name,
+                )
+            )
 
     # Routing
 
@@ -199,20 +215,7 @@ class IrMailServer(models.Model):
 
     # Connection
 
-    def _connect__(
-        self,
-        host=None,
-        port=None,
-        user=None,
-        password=None,
-        encryption=None,
-        smtp_from=None,
-        ssl_certificate=None,
-        ssl_private_key=None,
-        smtp_debug=False,
-        mail_server_id=None,
-        allow_archived=False,
-    ):
+    def _connect__(self, *args, **kwargs):
         """Open an account's server through the engine, others as core does.
 
         The engine brings what core's connection lacks: the decrypted
@@ -220,33 +223,25 @@ class IrMailServer(models.Model):
         """
         # Only this attempt's failure may be read back for its batch.
         sending_failures(self.env).pop(CONNECTION_FAILURE, None)
+        arguments = _core_arguments("_connect__", args, kwargs)
+        mail_server_id = arguments["mail_server_id"]
+        smtp_from = account_smtp_from = arguments["smtp_from"]
         server = self.env["ir.mail_server"]
-        account_smtp_from = smtp_from
         if self._disable_send():
             pass
         elif mail_server_id:
             server = self.sudo().browse(mail_server_id)
-        elif not host:
+        elif not arguments["host"]:
             found, account_smtp_from = self.sudo()._find_mail_server(smtp_from)
             # None when core falls back to the server of its configuration.
             server = found or server
         account = server.email_account_id
         if not account:
-            return super()._connect__(
-                host=host,
-                port=port,
-                user=user,
-                password=password,
-                encryption=encryption,
-                smtp_from=smtp_from,
-                ssl_certificate=ssl_certificate,
-                ssl_private_key=ssl_private_key,
-                smtp_debug=smtp_debug,
-                mail_server_id=mail_server_id,
-                allow_archived=allow_archived,
-            )
+            return super()._connect__(*args, **kwargs)
         if mail_server_id:
-            self._check_forced_mail_server(server, allow_archived, smtp_from)
+            self._check_forced_mail_server(
+                server, arguments["allow_archived"], smtp_from
+            )
         try:
             connection = open_connection(account._get_smtp_settings())
         except SmtpEngineError as exc:
@@ -275,20 +270,7 @@ class IrMailServer(models.Model):
             smtp_from = envelope[-1]
         return smtp_from, smtp_to_list, message
 
-    def send_email(
-        self,
-        message,
-        mail_server_id=None,
-        smtp_server=None,
-        smtp_port=None,
-        smtp_user=None,
-        smtp_password=None,
-        smtp_encryption=None,
-        smtp_ssl_certificate=None,
-        smtp_ssl_private_key=None,
-        smtp_debug=False,
-        smtp_session=None,
-    ):
+    def send_email(self, *args, **kwargs):
         """Send as core does; keep what a refusal through an account was.
 
         The refusal (step, code, hint) is kept for the mail queue, which
@@ -296,23 +278,13 @@ class IrMailServer(models.Model):
         account's (its sender refused, the service closing) or a success
         after a failure updates the account's status.
         """
-        account_id = getattr(smtp_session, "email_account_id", None)
+        arguments = _core_arguments("send_email", args, kwargs)
+        message, mail_server_id = arguments["message"], arguments["mail_server_id"]
+        account_id = getattr(arguments["smtp_session"], "email_account_id", None)
         if not account_id and mail_server_id:
             account_id = self.sudo().browse(mail_server_id).email_account_id.id
         try:
-            message_id = super().send_email(
-                message,
-                mail_server_id=mail_server_id,
-                smtp_server=smtp_server,
-                smtp_port=smtp_port,
-                smtp_user=smtp_user,
-                smtp_password=smtp_password,
-                smtp_encryption=smtp_encryption,
-                smtp_ssl_certificate=smtp_ssl_certificate,
-                smtp_ssl_private_key=smtp_ssl_private_key,
-                smtp_debug=smtp_debug,
-                smtp_session=smtp_session,
-            )
+            message_id = super().send_email(*args, **kwargs)
         except MailDeliveryException as exc:
             # Core raises it while handling smtplib's exception.
             refused = exc.__context__

@@ -39,20 +39,16 @@ def reencrypt_secrets(env):
         .with_context(active_test=False, tracking_disable=True)
         .search([], order="id")
     )
-    stored = [
-        (account, field_name, account[field_name])
-        for account in accounts
-        for field_name in TOKEN_FIELDS
-        if account[field_name]
-    ]
-    try:
-        new_tokens = secret_box.reencrypt_tokens([token for _a, _f, token in stored])
-    except secret_box.WrongKeyError as exc:
-        account, field_name, _token = stored[exc.index]
-        raise UndecryptableSecretError(account, field_name) from exc
-    for (account, field_name, _token), new_token in zip(
-        stored, new_tokens, strict=True
-    ):
+    # All decrypted before any is written.
+    new_tokens = {}
+    for account in accounts:
+        for field_name in TOKEN_FIELDS:
+            if token := account[field_name]:
+                try:
+                    new_tokens[account, field_name] = secret_box.reencrypt(token)
+                except secret_box.WrongKeyError as exc:
+                    raise UndecryptableSecretError(account, field_name) from exc
+    for (account, field_name), new_token in new_tokens.items():
         account.write({field_name: new_token})
     env.flush_all()
     return len(new_tokens)

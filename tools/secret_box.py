@@ -1,25 +1,10 @@
-"""Encryption of account secrets at rest.
+"""Encryption of account secrets at rest, as Fernet tokens.
 
-Passwords are stored as Fernet tokens (AES-128-CBC with an HMAC-SHA256). The
-keys never live in the database, so that a database dump alone reveals no
-password. They are looked for in three places, in this order, and only the
-first place that gives any key is used:
-
-1. the ``email_account_key`` option of the Odoo configuration file,
-2. the ``EMAIL_ACCOUNT_KEY`` environment variable,
-3. the file ``email_account.key`` in Odoo's data directory.
-
-The option and the variable hold one key or several separated by commas; the
-file holds one key a line (empty lines and lines starting with ``#`` are
-skipped). Several keys are listed newest first: the newest encrypts, all of
-them decrypt, which is how keys are rotated (see ``reencrypt_tokens`` and the
-``email_account_rekey`` command).
-
-The key file is created only to encrypt a secret when there is no key at all,
-never to decrypt one: a lost key must show up as an error, not be replaced by
-a new one that decrypts nothing. It is created atomically, complete and
-readable by the Odoo user only, and it is refused, like ssh refuses a private
-key, when group or others may access it or when it belongs to another user.
+The keys never live in the database, so that a database dump alone reveals
+no password. Where they are looked for, how several keys rotate and when the
+key file is refused are told in the README ("Configuration"). The key file
+is created only to encrypt, never to decrypt: a lost key must show up as an
+error, not be replaced by a new one that decrypts nothing.
 """
 
 import contextlib
@@ -53,7 +38,6 @@ class KeyFileRefusedError(SecretKeyError):
     def __init__(self, path, reason):
         super().__init__(f"the key file {path} is refused: {reason}")
         self.path = path
-        self.reason = reason
 
 
 class InvalidKeyError(SecretKeyError):
@@ -70,11 +54,8 @@ def key_file_path():
 
 
 def _parse_keys(text, separator, where):
-    keys = [
-        entry.strip()
-        for entry in text.split(separator)
-        if entry.strip() and not entry.strip().startswith("#")
-    ]
+    entries = (entry.strip() for entry in text.split(separator))
+    keys = [entry for entry in entries if entry and not entry.startswith("#")]
     fernets = []
     for position, key in enumerate(keys, start=1):
         try:
@@ -212,26 +193,16 @@ def decrypt(token):
         raise WrongKeyError("no key decrypts the stored secret") from exc
 
 
-def reencrypt_tokens(tokens):
-    """Return ``tokens`` encrypted again with the newest key, in order.
-
-    All or nothing: raises ``WrongKeyError`` (with the ``index`` of the
-    first token that no key decrypts) before returning anything.
-    """
-    keys = MultiFernet(_load_keys())
-    rotated = []
-    for index, token in enumerate(tokens):
-        try:
-            rotated.append(keys.rotate(token.encode("ascii")).decode("ascii"))
-        except (InvalidToken, UnicodeError) as exc:
-            error = WrongKeyError(f"no key decrypts the secret number {index + 1}")
-            error.index = index
-            raise error from exc
-    return rotated
+def reencrypt(token):
+    """Return ``token`` encrypted again with the newest key."""
+    try:
+        return MultiFernet(_load_keys()).rotate(token.encode("ascii")).decode("ascii")
+    except (InvalidToken, UnicodeError) as exc:
+        raise WrongKeyError("no key decrypts the stored secret") from exc
 
 
 def check_keys(secrets_stored):
-    """Log what is wrong with the keys, at start; return whether all is well.
+    """Log what is wrong with the keys, at start.
 
     No key at all is wrong only when ``secrets_stored``: otherwise the key
     file is created with the first secret.
@@ -239,15 +210,12 @@ def check_keys(secrets_stored):
     try:
         _load_keys()
     except KeyMissingError as exc:
-        if not secrets_stored:
-            return True
-        _logger.error(
-            "Passwords of e-mail accounts are stored but their key is missing "
-            "(%s): restore it from your backup.",
-            exc,
-        )
-        return False
+        if secrets_stored:
+            _logger.error(
+                "Passwords of e-mail accounts are stored but their key is "
+                "missing (%s): restore it from your backup.",
+                exc,
+            )
     except SecretKeyError:
         # Invalid keys and refused files are logged where they are found.
-        return False
-    return True
+        return
