@@ -413,7 +413,11 @@ class EmailAccount(models.Model):
         stored = self._origin
         if not (stored and (stored.password_set or stored.smtp_password_set)):
             return None
-        if all(self[name] == stored[name] for name in SECRET_BINDING_FIELDS):
+        # As saving will compare: normalized, and empty values alike.
+        vals = self._normalize_vals(
+            {name: self[name] for name in SECRET_BINDING_FIELDS}
+        )
+        if not stored._moved_away(vals, SECRET_BINDING_FIELDS):
             return None
         return {
             "warning": {

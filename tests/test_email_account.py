@@ -137,6 +137,19 @@ class TestEmailAccount(EmailAccountCase):
         result = self.account.onchange({"smtp_timeout": 20}, ["smtp_timeout"], spec)
         self.assertNotIn("warning", result)
 
+    def test_form_warns_only_when_saving_drops_the_password(self):
+        spec = {"smtp_host": {}, "smtp_login": {}, "password_set": {}}
+        # Saving strips the host and takes an empty login as none: the
+        # password stays, and the form does not say otherwise.
+        result = self.account.onchange(
+            {"smtp_host": " 127.0.0.1 ", "smtp_login": ""},
+            ["smtp_host", "smtp_login"],
+            spec,
+        )
+        self.assertNotIn("warning", result)
+        self.account.write({"smtp_host": " 127.0.0.1 ", "smtp_login": ""})
+        self.assertTrue(self.account.password_set)
+
     def test_rejected_input_loses_nothing(self):
         with self.assertRaises(ValidationError), self.env.cr.savepoint():
             self.account.write({"smtp_port": 70000, "name": "Renamed"})
