@@ -1,27 +1,11 @@
 """Find an account's outgoing server from its e-mail address.
 
-The sources are tried in the order mail clients try them, and the first that
-gives an outgoing server wins:
-
-1. the domain's DNS SRV records for message submission, ``_submissions._tcp``
-   (implicit TLS, RFC 8314) before ``_submission._tcp`` (STARTTLS, RFC 6186);
-2. the domain's own configuration file in Thunderbird's format, at
-   ``autoconfig.<domain>`` and under ``<domain>/.well-known``;
-3. Mozilla's ISP database;
-4. a known provider (see ``providers``), by the address's domain or by the
-   domain's MX records;
-5. a probe of the usual ports of ``smtp.<domain>`` and ``mail.<domain>``, in
-   parallel, which proposes the best combination that answers.
-
-Everything runs under one deadline. The probe sets a connection up as the
-sending check does (``connection.establish``: greeting, EHLO, TLS directly or
-after STARTTLS) and leaves before any login: it never sends a credential. A
-combination whose certificate does not verify still answers, but comes after
-every one whose certificate does.
-
-Name look-ups go through dnspython's resolver, never the system's
-``getaddrinfo``: the resolver, like every URL, is an option, so that tests
-point everything at loopback servers.
+The sources and their order are those of the README ("Setting an account
+up from its address"). The probe sets a connection up as sending does
+(``connection.establish``) and leaves before any login: it never sends a
+credential. Name look-ups go through dnspython's resolver, never the
+system's ``getaddrinfo``: the resolver, like every URL, is an option, so
+that tests point everything at loopback servers.
 """
 
 import concurrent.futures

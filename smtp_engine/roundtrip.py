@@ -1,16 +1,9 @@
 """Find the test message in the account's own mailbox over IMAP.
 
-After the SMTP server accepted the test message, ``find_message`` logs in to
-the account's mailbox and looks for the message by its Message-ID in the
-inbox, then in the junk folder (the one flagged ``\\Junk``, RFC 6154), until
-it arrives or the time given runs out. It reports where the message landed,
-how long after submission, the hops of its ``Received`` headers and the
-SPF, DKIM and DMARC verdicts of its ``Authentication-Results`` header
-(RFC 8601); then it deletes the message unless asked not to.
-
-Every operation waits at most for what is left of the deadline; the TLS
-certificate is verified as for SMTP (the engine's shared contexts and
-pinning); the transcript never holds the password.
+What it looks for and reports is told in the README ("Delivery check: the
+round trip and the receivers' trust"). The connection keeps to the
+deadline, verifies or pins the certificate and masks the password as
+SMTP's does (``connection``, ``transcript``).
 """
 
 import email

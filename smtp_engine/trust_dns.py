@@ -1,19 +1,12 @@
 """Will receivers trust the account's mail? What its domain publishes in DNS.
 
-``check_sender_domain`` looks up the SPF record (RFC 7208) and the DMARC
-policy (RFC 7489) of the sender address's domain, and evaluates the SPF
-record for each address of the SMTP server: would a receiver that sees the
-mail coming from there find it allowed? Each finding is a key of
-``DNS_HINTS`` with its parameters, translated by the caller.
-
-The SMTP server's addresses are those sending connects to: the system
-resolver's, ``/etc/hosts`` included. The records are looked up with
-dnspython: the standard DNS library for Python, pure Python, and the one
-that lets a caller choose the server to ask (the system resolver library
-cannot), which the tests need to stay on loopback. The SPF evaluation
-covers the mechanisms that real records use (``all``, ``ip4``, ``ip6``,
-``a``, ``mx``, ``include``, ``exists``, ``redirect``) with the limit of
-ten look-ups; macros and ``ptr`` never match.
+``check_sender_domain`` evaluates the SPF record (RFC 7208) of the sender
+domain for each address of the SMTP server, and reads its DMARC policy
+(RFC 7489); each finding is a key of ``DNS_HINTS``. The SMTP server's
+addresses are those sending connects to: the system resolver's,
+``/etc/hosts`` included. The records are looked up with dnspython, which
+lets a caller choose the server to ask (the system library cannot), so
+that tests stay on loopback. Macros and ``ptr`` never match.
 """
 
 import ipaddress
