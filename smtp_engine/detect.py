@@ -35,6 +35,7 @@ from .connection import (
 from .providers import Provider, provider_for_domain, provider_for_host, provider_for_mx
 from .settings import SmtpSettings
 from .texts import SECURITY_LABELS, _lt, render
+from .trust_dns import nameserver_resolver, records  # noqa: F401 (models use it)
 
 SUBMISSION_RECORDS = (("_submissions._tcp", "ssl"), ("_submission._tcp", "starttls"))
 # HTTPS only by default: a configuration file fetched in clear text could be
@@ -157,19 +158,6 @@ class Detection:
         return "\n".join(lines)
 
 
-def nameserver_resolver(entries):
-    """Return a resolver that asks only the DNS servers ``entries``.
-
-    Each entry is an IP address, with ``:port`` if not 53 (an IPv6 address
-    then in brackets); all use the port of the first.
-    """
-    parsed = [urllib.parse.urlsplit(f"//{entry}") for entry in entries]
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [str(ipaddress.ip_address(p.hostname)) for p in parsed]
-    resolver.port = parsed[0].port or 53
-    return resolver
-
-
 def address_domain(email):
     """Return the domain of ``email`` in IDNA (ASCII) form, lower case.
 
@@ -256,21 +244,12 @@ class _Run:
     # -- name look-ups -------------------------------------------------------
 
     def query(self, name, rdtype):
-        """Return the records of ``name``, none when it has none or is unknown."""
+        """Return the records of ``name``; a failed look-up is noted, not raised."""
         try:
-            answer = self.resolver.resolve(
-                name,
-                rdtype,
-                lifetime=self.step_wait(),
-                search=False,
-                raise_on_no_answer=False,
-            )
-        except dns.resolver.NXDOMAIN:
-            return []
+            return records(self.resolver, name, rdtype, self.step_wait())
         except (dns.exception.DNSException, TimeoutError) as exc:
             self.note(f"DNS {rdtype} {name}: {type(exc).__name__}")
             return []
-        return list(answer)
 
     def addresses(self, host):
         """Return the IP addresses of ``host`` (itself if it is one)."""
