@@ -379,9 +379,6 @@ class SmtpSession(smtplib.SMTP):
         if self.deadline is not None and self.sock is not None:
             self.sock.settimeout(self.deadline.socket_timeout())
 
-    def _disarm_watchdog(self):
-        self.watchdog.disarm()
-
     def timed_out(self):
         """Return whether the deadline had passed or the watchdog fired."""
         return self.watchdog.fired or (
@@ -390,7 +387,7 @@ class SmtpSession(smtplib.SMTP):
 
     def release_deadline(self):
         """Stop the deadline; later operations use ``settings.timeout`` each."""
-        self._disarm_watchdog()
+        self.watchdog.disarm()
         self.deadline = None
         if self.sock is not None:
             self.sock.settimeout(self.settings.timeout)
@@ -414,10 +411,10 @@ class SmtpSession(smtplib.SMTP):
                 self.step = Step.TLS
                 sock.settimeout(deadline.socket_timeout())
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
-                self.secured(sock)
+                record_tls(self.transcript, sock, self.settings.pinned_certificate)
         except BaseException:
             sock.close()
-            self._disarm_watchdog()
+            self.watchdog.disarm()
             raise
         self.step = Step.GREETING
         return sock
@@ -490,23 +487,16 @@ class SmtpSession(smtplib.SMTP):
         try:
             return super().close()
         finally:
-            self._disarm_watchdog()
-
-    # -- helpers ----------------------------------------------------------
-
-    def secured(self, sock=None):
-        """Record the new TLS layer and hold it to the pinned certificate.
-
-        Called right after the handshake, before anything else is sent over
-        it: a connection whose certificate is not the pinned one never
-        carries a command, let alone a password.
-        """
-        sock = sock or self.sock
-        self.transcript.event(tls_established(sock, self.settings.pinned_certificate))
+            self.watchdog.disarm()
 
 
-def tls_established(sock, pin):
-    """Return how ``sock`` is secured; raise if its certificate is not ``pin``."""
+def record_tls(transcript, sock, pin):
+    """Record the new TLS layer of ``sock`` and hold it to the pinned certificate.
+
+    Called right after the handshake, before anything else is sent over
+    it: a connection whose certificate is not the pinned one never carries
+    a command, let alone a password.
+    """
     cipher = (sock.cipher() or ("?",))[0]
     text = f"TLS established ({sock.version()}, {cipher})"
     if pin:
@@ -514,7 +504,7 @@ def tls_established(sock, pin):
         if fingerprint(der) != pin:
             raise CertificateChangedError(der, pin)
         text += ", pinned certificate"
-    return text
+    transcript.event(text)
 
 
 def establish(session):
@@ -535,12 +525,9 @@ def establish(session):
     session.ehlo_or_helo_if_needed()
     if settings.encryption == "starttls":
         session.step = Step.TLS
-        if not session.has_extn("starttls"):
-            raise smtplib.SMTPNotSupportedError(
-                "STARTTLS extension not supported by server."
-            )
+        # smtplib raises SMTPNotSupportedError if the server does not offer it.
         session.starttls(context=session.ssl_context)
-        session.secured()
+        record_tls(session.transcript, session.sock, settings.pinned_certificate)
         session.step = Step.EHLO
         session.ehlo_or_helo_if_needed()
     credentials = settings.credentials()

@@ -19,14 +19,14 @@ from .connection import (
     Watchdog,
     connect_any,
     normalize_host,
+    record_tls,
     resolve,
     tls_context,
-    tls_established,
 )
 from .diagnosis import describe_exception, diagnose_exception
-from .result import Step
+from .result import Explained, Step
 from .settings import check_server
-from .texts import _lt, untranslated
+from .texts import _lt
 from .transcript import MASK, Transcript, secret_forms
 
 DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
@@ -198,7 +198,7 @@ class AuthVerdict:
 
 
 @dataclass
-class RoundTripResult:
+class RoundTripResult(Explained):
     """Where the test message landed, or where looking for it failed.
 
     ``folder`` is "inbox", "junk" or None (not found, or not looked for);
@@ -223,6 +223,8 @@ class RoundTripResult:
     hint: str | None = None
     error: str = ""
     transcript: str = ""
+    STEP_LABELS = ROUNDTRIP_STEP_LABELS
+    HINTS = ROUNDTRIP_HINTS
 
     @property
     def ok(self):
@@ -233,14 +235,6 @@ class RoundTripResult:
     def state(self):
         """ "inbox", "junk", "not_found" or "failed"."""
         return (self.folder or "not_found") if self.ok else "failed"
-
-    def step_label(self, translate: Callable[[str], str] = untranslated) -> str:
-        """Return the translated label of the step reached."""
-        return translate(ROUNDTRIP_STEP_LABELS[RoundTripStep(self.step).value])
-
-    def hint_text(self, translate: Callable[[str], str] = untranslated) -> str:
-        """Return the translated advice for the failure, or "" if none."""
-        return translate(ROUNDTRIP_HINTS[self.hint]) if self.hint else ""
 
 
 class _Refused(Exception):
@@ -279,8 +273,9 @@ class ImapSession(imaplib.IMAP4):
         """Connect within the deadline, with TLS from the start if chosen."""
         self.host, self.port = normalize_host(host), port
         addresses = resolve(self.host, port, self.deadline)
-        self.sock = connect_any(addresses, self.deadline, self.transcript)
-        self.watchdog.arm(self.sock, self.deadline)
+        self.sock = connect_any(
+            addresses, self.deadline, self.transcript, self.watchdog
+        )
         if self.settings.encryption == "ssl":
             self.step = RoundTripStep.TLS
             context = tls_context(self.settings)
@@ -289,9 +284,8 @@ class ImapSession(imaplib.IMAP4):
         self.file = self.sock.makefile("rb")
 
     def _secured(self):
-        self.transcript.event(
-            tls_established(self.sock, self.settings.pinned_certificate)
-        )
+        pin = self.settings.pinned_certificate
+        record_tls(self.transcript, self.sock, pin)
 
     def disconnect(self):
         """Close the connection, if any, and stop the watchdog."""
