@@ -35,10 +35,6 @@ class Provider:
     probe_hosts: tuple[str, ...] = ()
     note: str = ""
 
-    def matches_domain(self, domain):
-        """Return whether addresses of ``domain`` are this provider's mailboxes."""
-        return domain in self.domains
-
     def matches_mx(self, exchange):
         """Return whether the mail exchanger ``exchange`` is this provider's."""
         exchange = exchange.rstrip(".").lower()
@@ -209,13 +205,11 @@ PROVIDERS = (
     ),
 )
 
-PROVIDER_NOTES = tuple(dict.fromkeys(p.note for p in PROVIDERS if p.note))
-
 
 def provider_for_domain(domain):
     """Return the provider whose mailboxes have addresses at ``domain``."""
     domain = domain.rstrip(".").lower()
-    return next((p for p in PROVIDERS if p.matches_domain(domain)), None)
+    return next((p for p in PROVIDERS if domain in p.domains), None)
 
 
 def provider_for_mx(exchanges):
