@@ -207,17 +207,13 @@ def connect_any(addresses, deadline, transcript, watchdog=None):
     raise last_error or OSError("no address to connect to")
 
 
-def _machine_name(deadline):
+def _local_hostname(sock, deadline):
+    """Return the name to give in EHLO, as smtplib would choose it."""
     if not _fqdn_cache:
         wait = min(deadline.remaining(), _FQDN_WAIT)
         with contextlib.suppress(OSError):
             _fqdn_cache.append(run_bounded(socket.getfqdn, wait))
-    return _fqdn_cache[0] if _fqdn_cache else ""
-
-
-def _local_hostname(sock, deadline):
-    """Return the name to give in EHLO, as smtplib would choose it."""
-    name = _machine_name(deadline)
+    name = _fqdn_cache[0] if _fqdn_cache else ""
     if "." in name:
         return name
     address = sock.getsockname()[0]
@@ -346,7 +342,6 @@ class SmtpSession(smtplib.SMTP):
     def __init__(
         self,
         settings,
-        transcript=None,
         deadline=None,
         ssl_context=None,
         watchdog=None,
@@ -355,7 +350,7 @@ class SmtpSession(smtplib.SMTP):
         self.settings = settings
         self.address = address
         self.step = Step.RESOLVE
-        self.transcript = transcript or Transcript(
+        self.transcript = Transcript(
             secret_forms(settings.credentials(), settings.secrets())
         )
         self.deadline = deadline
@@ -554,17 +549,8 @@ def failed_during_exchange(session, exc, started, **values):
     session.transcript.event(f"Failed at step {session.step.value}: {error}")
     if hint in CERTIFICATE_HINTS:
         values["certificate"] = _server_certificate(session, exc)
-    return SmtpOutcome(
-        ok=False,
-        step=session.step,
-        code=code,
-        reply=session.transcript.withhold(reply),
-        hint=hint,
-        error=error,
-        elapsed=time.monotonic() - started,
-        transcript=session.transcript.text(),
-        **values,
-    )
+    values.update(code=code, reply=session.transcript.withhold(reply))
+    return _failed(session.step, hint, error, started, session.transcript, **values)
 
 
 def _server_certificate(session, exc):
@@ -612,6 +598,10 @@ def failed_before_connecting(step, hint, error, started, **values):
     """Return the failed outcome for settings found unusable before connecting."""
     transcript = Transcript()
     transcript.event(f"Not connecting: {error}")
+    return _failed(step, hint, error, started, transcript, **values)
+
+
+def _failed(step, hint, error, started, transcript, **values):
     return SmtpOutcome(
         ok=False,
         step=step,
