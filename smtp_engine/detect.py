@@ -34,7 +34,7 @@ from .connection import (
 )
 from .providers import Provider, provider_for_domain, provider_for_host, provider_for_mx
 from .settings import SmtpSettings
-from .texts import SECURITY_LABELS, _lt, render
+from .texts import SECURITY_LABELS, _lt, render, untranslated
 from .trust_dns import nameserver_resolver, records  # noqa: F401 (models use it)
 
 SUBMISSION_RECORDS = (("_submissions._tcp", "ssl"), ("_submission._tcp", "starttls"))
@@ -135,7 +135,7 @@ class Detection:
     elapsed: float = 0.0
     provider: Provider | None = None
 
-    def describe(self, translate=lambda text: text):
+    def describe(self, translate=untranslated):
         """Return, translated, where the settings came from and what to know."""
         found = self.settings
         provider = (found and found.provider) or self.provider
