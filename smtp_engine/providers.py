@@ -1,15 +1,9 @@
 """Presets of the common mail providers, and what each needs from the user.
 
-A preset is recognised by the domain of the address (gmail.com) or by the
-domain's MX records (a company domain whose mail Microsoft 365 receives). It
-gives the outgoing server the provider documents, and a note on what the
-provider needs besides the password: an app password, SMTP AUTH turned on.
-
-The values of the international providers are those of their own help pages
-and of Mozilla's ISP database. For the Greek providers no outgoing server is
-given as certain: their help pages change with every merger, so only the
-domains are recognised, their usual host names are added to the probe, and
-the probe confirms what actually answers.
+The international providers' values are those of their own help pages and
+of Mozilla's ISP database. The Greek providers' pages change with every
+merger: for them only the domains are recognised and their usual host names
+added to the probe, which confirms what actually answers.
 """
 
 from dataclasses import dataclass
