@@ -284,8 +284,7 @@ class ImapSession(imaplib.IMAP4):
         self.file = self.sock.makefile("rb")
 
     def _secured(self):
-        pin = self.settings.pinned_certificate
-        record_tls(self.transcript, self.sock, pin)
+        record_tls(self.transcript, self.sock, self.settings.pinned_certificate)
 
     def disconnect(self):
         """Close the connection, if any, and stop the watchdog."""
