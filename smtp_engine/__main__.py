@@ -71,44 +71,38 @@ def _secret(variable, prompt, wanted):
     return getpass.getpass(prompt)
 
 
-def _write(stream, text=""):
-    stream.write(f"{text}\n")
-
-
 def report(result, stream):
     """Write the diagnosis and the transcript of ``result`` to ``stream``."""
-    _write(stream, "OK" if result.ok else "FAILED")
-    _write(stream, f"Step: {result.step_label()} ({result.step.value})")
+    lines = [
+        "OK" if result.ok else "FAILED",
+        f"Step: {result.step_label()} ({result.step.value})",
+    ]
     if result.code is not None:
-        _write(stream, f"Reply: {result.code} {result.reply}".rstrip())
+        lines.append(f"Reply: {result.code} {result.reply}".rstrip())
     if result.error:
-        _write(stream, f"Error: {result.error}")
+        lines.append(f"Error: {result.error}")
     if result.hint:
-        _write(stream, f"Hint: {result.hint_text()}")
-    if result.certificate:
-        _write_certificate(result.certificate, stream)
+        lines.append(f"Hint: {result.hint_text()}")
+    certificate = result.certificate
+    if certificate:
+        lines += ["Server certificate:", f"  SHA-256: {certificate.fingerprint}"]
+        lines += [
+            f"  {label}: {value}"
+            for label, value in (
+                ("Subject", certificate.subject),
+                ("Issuer", certificate.issuer),
+                ("Valid from", certificate.not_before),
+                ("Valid until", certificate.not_after),
+                ("Names", ", ".join(certificate.alt_names)),
+            )
+            if value
+        ]
     if result.queue_id:
-        _write(stream, f"Queue id: {result.queue_id}")
+        lines.append(f"Queue id: {result.queue_id}")
     if result.message_id:
-        _write(stream, f"Message-ID: {result.message_id}")
-    _write(stream, f"Elapsed: {result.elapsed:.2f} s")
-    _write(stream)
-    _write(stream, "Transcript:")
-    _write(stream, result.transcript)
-
-
-def _write_certificate(certificate, stream):
-    _write(stream, "Server certificate:")
-    _write(stream, f"  SHA-256: {certificate.fingerprint}")
-    for label, value in (
-        ("Subject", certificate.subject),
-        ("Issuer", certificate.issuer),
-        ("Valid from", certificate.not_before),
-        ("Valid until", certificate.not_after),
-        ("Names", ", ".join(certificate.alt_names)),
-    ):
-        if value:
-            _write(stream, f"  {label}: {value}")
+        lines.append(f"Message-ID: {result.message_id}")
+    lines += [f"Elapsed: {result.elapsed:.2f} s", "", "Transcript:", result.transcript]
+    stream.write("\n".join(lines) + "\n")
 
 
 def main(argv=None):
@@ -119,36 +113,32 @@ def main(argv=None):
         parser.error("--timeout must be positive")
     if not 0 < args.port < 65536:
         parser.error("--port must be between 1 and 65535")
-    separate_login = bool(args.login)
+    separate = bool(args.login)
     try:
-        result = _run(args, separate_login)
+        settings = SmtpSettings(
+            host=args.host,
+            port=args.port,
+            encryption=args.security,
+            timeout=args.timeout,
+            auth_required=args.auth,
+            username=args.user,
+            password=_secret(
+                PASSWORD_VARIABLE, "Password: ", args.auth and not separate
+            ),
+            login=args.login,
+            login_password=_secret(
+                LOGIN_PASSWORD_VARIABLE, "Login password: ", args.auth and separate
+            ),
+            sender_name=args.name,
+            sender_email=args.sender_email,
+            pinned_certificate=args.pin,
+            cafile=args.cafile,
+        )
+        result = send_test_message(settings, args.account or args.sender_email)
     except ValueError as exc:  # a CA file that cannot be read, a bad pin
         parser.error(str(exc))
     report(result, sys.stdout)
     return 0 if result.ok else 1
-
-
-def _run(args, separate_login):
-    settings = SmtpSettings(
-        host=args.host,
-        port=args.port,
-        encryption=args.security,
-        timeout=args.timeout,
-        auth_required=args.auth,
-        username=args.user,
-        password=_secret(
-            PASSWORD_VARIABLE, "Password: ", args.auth and not separate_login
-        ),
-        login=args.login,
-        login_password=_secret(
-            LOGIN_PASSWORD_VARIABLE, "Login password: ", args.auth and separate_login
-        ),
-        sender_name=args.name,
-        sender_email=args.sender_email,
-        pinned_certificate=args.pin,
-        cafile=args.cafile,
-    )
-    return send_test_message(settings, args.account or args.sender_email)
 
 
 if __name__ == "__main__":

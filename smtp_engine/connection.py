@@ -207,17 +207,13 @@ def connect_any(addresses, deadline, transcript, watchdog=None):
     raise last_error or OSError("no address to connect to")
 
 
-def _machine_name(deadline):
+def _local_hostname(sock, deadline):
+    """Return the name to give in EHLO, as smtplib would choose it."""
     if not _fqdn_cache:
         wait = min(deadline.remaining(), _FQDN_WAIT)
         with contextlib.suppress(OSError):
             _fqdn_cache.append(run_bounded(socket.getfqdn, wait))
-    return _fqdn_cache[0] if _fqdn_cache else ""
-
-
-def _local_hostname(sock, deadline):
-    """Return the name to give in EHLO, as smtplib would choose it."""
-    name = _machine_name(deadline)
+    name = _fqdn_cache[0] if _fqdn_cache else ""
     if "." in name:
         return name
     address = sock.getsockname()[0]
@@ -346,7 +342,6 @@ class SmtpSession(smtplib.SMTP):
     def __init__(
         self,
         settings,
-        transcript=None,
         deadline=None,
         ssl_context=None,
         watchdog=None,
@@ -355,7 +350,7 @@ class SmtpSession(smtplib.SMTP):
         self.settings = settings
         self.address = address
         self.step = Step.RESOLVE
-        self.transcript = transcript or Transcript(
+        self.transcript = Transcript(
             secret_forms(settings.credentials(), settings.secrets())
         )
         self.deadline = deadline
@@ -379,9 +374,6 @@ class SmtpSession(smtplib.SMTP):
         if self.deadline is not None and self.sock is not None:
             self.sock.settimeout(self.deadline.socket_timeout())
 
-    def _disarm_watchdog(self):
-        self.watchdog.disarm()
-
     def timed_out(self):
         """Return whether the deadline had passed or the watchdog fired."""
         return self.watchdog.fired or (
@@ -390,7 +382,7 @@ class SmtpSession(smtplib.SMTP):
 
     def release_deadline(self):
         """Stop the deadline; later operations use ``settings.timeout`` each."""
-        self._disarm_watchdog()
+        self.watchdog.disarm()
         self.deadline = None
         if self.sock is not None:
             self.sock.settimeout(self.settings.timeout)
@@ -414,10 +406,10 @@ class SmtpSession(smtplib.SMTP):
                 self.step = Step.TLS
                 sock.settimeout(deadline.socket_timeout())
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
-                self.secured(sock)
+                record_tls(self.transcript, sock, self.settings.pinned_certificate)
         except BaseException:
             sock.close()
-            self._disarm_watchdog()
+            self.watchdog.disarm()
             raise
         self.step = Step.GREETING
         return sock
@@ -490,23 +482,16 @@ class SmtpSession(smtplib.SMTP):
         try:
             return super().close()
         finally:
-            self._disarm_watchdog()
-
-    # -- helpers ----------------------------------------------------------
-
-    def secured(self, sock=None):
-        """Record the new TLS layer and hold it to the pinned certificate.
-
-        Called right after the handshake, before anything else is sent over
-        it: a connection whose certificate is not the pinned one never
-        carries a command, let alone a password.
-        """
-        sock = sock or self.sock
-        self.transcript.event(tls_established(sock, self.settings.pinned_certificate))
+            self.watchdog.disarm()
 
 
-def tls_established(sock, pin):
-    """Return how ``sock`` is secured; raise if its certificate is not ``pin``."""
+def record_tls(transcript, sock, pin):
+    """Record the new TLS layer of ``sock`` and hold it to the pinned certificate.
+
+    Called right after the handshake, before anything else is sent over
+    it: a connection whose certificate is not the pinned one never carries
+    a command, let alone a password.
+    """
     cipher = (sock.cipher() or ("?",))[0]
     text = f"TLS established ({sock.version()}, {cipher})"
     if pin:
@@ -514,7 +499,7 @@ def tls_established(sock, pin):
         if fingerprint(der) != pin:
             raise CertificateChangedError(der, pin)
         text += ", pinned certificate"
-    return text
+    transcript.event(text)
 
 
 def establish(session):
@@ -535,12 +520,9 @@ def establish(session):
     session.ehlo_or_helo_if_needed()
     if settings.encryption == "starttls":
         session.step = Step.TLS
-        if not session.has_extn("starttls"):
-            raise smtplib.SMTPNotSupportedError(
-                "STARTTLS extension not supported by server."
-            )
+        # smtplib raises SMTPNotSupportedError if the server does not offer it.
         session.starttls(context=session.ssl_context)
-        session.secured()
+        record_tls(session.transcript, session.sock, settings.pinned_certificate)
         session.step = Step.EHLO
         session.ehlo_or_helo_if_needed()
     credentials = settings.credentials()
@@ -567,17 +549,8 @@ def failed_during_exchange(session, exc, started, **values):
     session.transcript.event(f"Failed at step {session.step.value}: {error}")
     if hint in CERTIFICATE_HINTS:
         values["certificate"] = _server_certificate(session, exc)
-    return SmtpOutcome(
-        ok=False,
-        step=session.step,
-        code=code,
-        reply=session.transcript.withhold(reply),
-        hint=hint,
-        error=error,
-        elapsed=time.monotonic() - started,
-        transcript=session.transcript.text(),
-        **values,
-    )
+    values.update(code=code, reply=session.transcript.withhold(reply))
+    return _failed(session.step, hint, error, started, session.transcript, **values)
 
 
 def _server_certificate(session, exc):
@@ -625,6 +598,10 @@ def failed_before_connecting(step, hint, error, started, **values):
     """Return the failed outcome for settings found unusable before connecting."""
     transcript = Transcript()
     transcript.event(f"Not connecting: {error}")
+    return _failed(step, hint, error, started, transcript, **values)
+
+
+def _failed(step, hint, error, started, transcript, **values):
     return SmtpOutcome(
         ok=False,
         step=step,

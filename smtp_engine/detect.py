@@ -1,27 +1,11 @@
 """Find an account's outgoing server from its e-mail address.
 
-The sources are tried in the order mail clients try them, and the first that
-gives an outgoing server wins:
-
-1. the domain's DNS SRV records for message submission, ``_submissions._tcp``
-   (implicit TLS, RFC 8314) before ``_submission._tcp`` (STARTTLS, RFC 6186);
-2. the domain's own configuration file in Thunderbird's format, at
-   ``autoconfig.<domain>`` and under ``<domain>/.well-known``;
-3. Mozilla's ISP database;
-4. a known provider (see ``providers``), by the address's domain or by the
-   domain's MX records;
-5. a probe of the usual ports of ``smtp.<domain>`` and ``mail.<domain>``, in
-   parallel, which proposes the best combination that answers.
-
-Everything runs under one deadline. The probe sets a connection up as the
-sending check does (``connection.establish``: greeting, EHLO, TLS directly or
-after STARTTLS) and leaves before any login: it never sends a credential. A
-combination whose certificate does not verify still answers, but comes after
-every one whose certificate does.
-
-Name look-ups go through dnspython's resolver, never the system's
-``getaddrinfo``: the resolver, like every URL, is an option, so that tests
-point everything at loopback servers.
+The sources and their order are those of the README ("Setting an account
+up from its address"). The probe sets a connection up as sending does
+(``connection.establish``) and leaves before any login: it never sends a
+credential. Name look-ups go through dnspython's resolver, never the
+system's ``getaddrinfo``: the resolver, like every URL, is an option, so
+that tests point everything at loopback servers.
 """
 
 import concurrent.futures
@@ -50,7 +34,8 @@ from .connection import (
 )
 from .providers import Provider, provider_for_domain, provider_for_host, provider_for_mx
 from .settings import SmtpSettings
-from .texts import SECURITY_LABELS, _lt, render
+from .texts import SECURITY_LABELS, _lt, render, untranslated
+from .trust_dns import nameserver_resolver, records  # noqa: F401 (models use it)
 
 SUBMISSION_RECORDS = (("_submissions._tcp", "ssl"), ("_submission._tcp", "starttls"))
 # HTTPS only by default: a configuration file fetched in clear text could be
@@ -150,7 +135,7 @@ class Detection:
     elapsed: float = 0.0
     provider: Provider | None = None
 
-    def describe(self, translate=lambda text: text):
+    def describe(self, translate=untranslated):
         """Return, translated, where the settings came from and what to know."""
         found = self.settings
         provider = (found and found.provider) or self.provider
@@ -171,19 +156,6 @@ class Detection:
         if provider and provider.note:
             lines.append(translate(provider.note))
         return "\n".join(lines)
-
-
-def nameserver_resolver(entries):
-    """Return a resolver that asks only the DNS servers ``entries``.
-
-    Each entry is an IP address, with ``:port`` if not 53 (an IPv6 address
-    then in brackets); all use the port of the first.
-    """
-    parsed = [urllib.parse.urlsplit(f"//{entry}") for entry in entries]
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [str(ipaddress.ip_address(p.hostname)) for p in parsed]
-    resolver.port = parsed[0].port or 53
-    return resolver
 
 
 def address_domain(email):
@@ -272,21 +244,12 @@ class _Run:
     # -- name look-ups -------------------------------------------------------
 
     def query(self, name, rdtype):
-        """Return the records of ``name``, none when it has none or is unknown."""
+        """Return the records of ``name``; a failed look-up is noted, not raised."""
         try:
-            answer = self.resolver.resolve(
-                name,
-                rdtype,
-                lifetime=self.step_wait(),
-                search=False,
-                raise_on_no_answer=False,
-            )
-        except dns.resolver.NXDOMAIN:
-            return []
+            return records(self.resolver, name, rdtype, self.step_wait())
         except (dns.exception.DNSException, TimeoutError) as exc:
             self.note(f"DNS {rdtype} {name}: {type(exc).__name__}")
             return []
-        return list(answer)
 
     def addresses(self, host):
         """Return the IP addresses of ``host`` (itself if it is one)."""

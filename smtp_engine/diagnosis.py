@@ -76,11 +76,6 @@ def reply_of(exc):
     return None, ""
 
 
-def _is_send_as_refusal(text):
-    lowered = text.lower()
-    return any(marker in lowered for marker in _SEND_AS_MARKERS)
-
-
 def diagnose_reply(
     step: Step | str, code: int, text: str, settings: SmtpSettings | None = None
 ) -> str:
@@ -118,7 +113,7 @@ def diagnose_reply(
         if 500 <= code < 600:
             return "recipient_rejected"
     if step == Step.DATA and code >= 400:
-        if _is_send_as_refusal(text):
+        if any(marker in lowered for marker in _SEND_AS_MARKERS):
             return "sender_not_allowed"
         return "message_rejected"
     return "server_error"

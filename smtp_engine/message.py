@@ -3,7 +3,7 @@
 import email.errors
 import html
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -60,10 +60,8 @@ def _set_text_header(message, name, value):
 
 def _aware(now):
     if now is None:
-        return datetime.now(timezone.utc).astimezone()
-    if now.tzinfo is None:
-        return now.astimezone()
-    return now
+        return datetime.now().astimezone()
+    return now if now.tzinfo else now.astimezone()
 
 
 def compose_test_message(

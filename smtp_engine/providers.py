@@ -1,15 +1,9 @@
 """Presets of the common mail providers, and what each needs from the user.
 
-A preset is recognised by the domain of the address (gmail.com) or by the
-domain's MX records (a company domain whose mail Microsoft 365 receives). It
-gives the outgoing server the provider documents, and a note on what the
-provider needs besides the password: an app password, SMTP AUTH turned on.
-
-The values of the international providers are those of their own help pages
-and of Mozilla's ISP database. For the Greek providers no outgoing server is
-given as certain: their help pages change with every merger, so only the
-domains are recognised, their usual host names are added to the probe, and
-the probe confirms what actually answers.
+The international providers' values are those of their own help pages and
+of Mozilla's ISP database. The Greek providers' pages change with every
+merger: for them only the domains are recognised and their usual host names
+added to the probe, which confirms what actually answers.
 """
 
 from dataclasses import dataclass
@@ -34,10 +28,6 @@ class Provider:
     encryption: str = ""
     probe_hosts: tuple[str, ...] = ()
     note: str = ""
-
-    def matches_domain(self, domain):
-        """Return whether addresses of ``domain`` are this provider's mailboxes."""
-        return domain in self.domains
 
     def matches_mx(self, exchange):
         """Return whether the mail exchanger ``exchange`` is this provider's."""
@@ -209,13 +199,11 @@ PROVIDERS = (
     ),
 )
 
-PROVIDER_NOTES = tuple(dict.fromkeys(p.note for p in PROVIDERS if p.note))
-
 
 def provider_for_domain(domain):
     """Return the provider whose mailboxes have addresses at ``domain``."""
     domain = domain.rstrip(".").lower()
-    return next((p for p in PROVIDERS if p.matches_domain(domain)), None)
+    return next((p for p in PROVIDERS if domain in p.domains), None)
 
 
 def provider_for_mx(exchanges):

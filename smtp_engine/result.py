@@ -28,8 +28,23 @@ class Step(str, Enum):
         return self.value
 
 
+class Explained:
+    """The translated step and advice of a result, from its class's tables."""
+
+    STEP_LABELS = STEP_LABELS
+    HINTS = HINTS
+
+    def hint_text(self, translate: Callable[[str], str] = untranslated) -> str:
+        """Return the translated advice for the failure, or "" if none."""
+        return translate(self.HINTS[self.hint]) if self.hint else ""
+
+    def step_label(self, translate: Callable[[str], str] = untranslated) -> str:
+        """Return the translated label of the step reached."""
+        return translate(self.STEP_LABELS[str(self.step)])
+
+
 @dataclass
-class SmtpOutcome:
+class SmtpOutcome(Explained):
     """How an SMTP exchange ended: the test message's or real sending's.
 
     ``step`` is the step that failed, or ``Step.DONE`` on success; ``code``
@@ -52,16 +67,6 @@ class SmtpOutcome:
     elapsed: float = 0.0
     transcript: str = ""
     certificate: CertificateDetails | None = None
-
-    def hint_text(self, translate: Callable[[str], str] = untranslated) -> str:
-        """Return the translated advice for the failure, or "" if none."""
-        if not self.hint:
-            return ""
-        return translate(HINTS[self.hint])
-
-    def step_label(self, translate: Callable[[str], str] = untranslated) -> str:
-        """Return the translated label of the step reached."""
-        return translate(STEP_LABELS[Step(self.step).value])
 
 
 class CredentialsEncodingError(smtplib.SMTPException):

@@ -1,16 +1,9 @@
 """Find the test message in the account's own mailbox over IMAP.
 
-After the SMTP server accepted the test message, ``find_message`` logs in to
-the account's mailbox and looks for the message by its Message-ID in the
-inbox, then in the junk folder (the one flagged ``\\Junk``, RFC 6154), until
-it arrives or the time given runs out. It reports where the message landed,
-how long after submission, the hops of its ``Received`` headers and the
-SPF, DKIM and DMARC verdicts of its ``Authentication-Results`` header
-(RFC 8601); then it deletes the message unless asked not to.
-
-Every operation waits at most for what is left of the deadline; the TLS
-certificate is verified as for SMTP (the engine's shared contexts and
-pinning); the transcript never holds the password.
+What it looks for and reports is told in the README ("Delivery check: the
+round trip and the receivers' trust"). The connection keeps to the
+deadline, verifies or pins the certificate and masks the password as
+SMTP's does (``connection``, ``transcript``).
 """
 
 import email
@@ -26,14 +19,14 @@ from .connection import (
     Watchdog,
     connect_any,
     normalize_host,
+    record_tls,
     resolve,
     tls_context,
-    tls_established,
 )
 from .diagnosis import describe_exception, diagnose_exception
-from .result import Step
+from .result import Explained, Step
 from .settings import check_server
-from .texts import _lt, untranslated
+from .texts import _lt
 from .transcript import MASK, Transcript, secret_forms
 
 DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
@@ -205,7 +198,7 @@ class AuthVerdict:
 
 
 @dataclass
-class RoundTripResult:
+class RoundTripResult(Explained):
     """Where the test message landed, or where looking for it failed.
 
     ``folder`` is "inbox", "junk" or None (not found, or not looked for);
@@ -230,6 +223,8 @@ class RoundTripResult:
     hint: str | None = None
     error: str = ""
     transcript: str = ""
+    STEP_LABELS = ROUNDTRIP_STEP_LABELS
+    HINTS = ROUNDTRIP_HINTS
 
     @property
     def ok(self):
@@ -240,14 +235,6 @@ class RoundTripResult:
     def state(self):
         """ "inbox", "junk", "not_found" or "failed"."""
         return (self.folder or "not_found") if self.ok else "failed"
-
-    def step_label(self, translate: Callable[[str], str] = untranslated) -> str:
-        """Return the translated label of the step reached."""
-        return translate(ROUNDTRIP_STEP_LABELS[RoundTripStep(self.step).value])
-
-    def hint_text(self, translate: Callable[[str], str] = untranslated) -> str:
-        """Return the translated advice for the failure, or "" if none."""
-        return translate(ROUNDTRIP_HINTS[self.hint]) if self.hint else ""
 
 
 class _Refused(Exception):
@@ -286,8 +273,9 @@ class ImapSession(imaplib.IMAP4):
         """Connect within the deadline, with TLS from the start if chosen."""
         self.host, self.port = normalize_host(host), port
         addresses = resolve(self.host, port, self.deadline)
-        self.sock = connect_any(addresses, self.deadline, self.transcript)
-        self.watchdog.arm(self.sock, self.deadline)
+        self.sock = connect_any(
+            addresses, self.deadline, self.transcript, self.watchdog
+        )
         if self.settings.encryption == "ssl":
             self.step = RoundTripStep.TLS
             context = tls_context(self.settings)
@@ -296,9 +284,7 @@ class ImapSession(imaplib.IMAP4):
         self.file = self.sock.makefile("rb")
 
     def _secured(self):
-        self.transcript.event(
-            tls_established(self.sock, self.settings.pinned_certificate)
-        )
+        record_tls(self.transcript, self.sock, self.settings.pinned_certificate)
 
     def disconnect(self):
         """Close the connection, if any, and stop the watchdog."""

@@ -1,19 +1,12 @@
 """Will receivers trust the account's mail? What its domain publishes in DNS.
 
-``check_sender_domain`` looks up the SPF record (RFC 7208) and the DMARC
-policy (RFC 7489) of the sender address's domain, and evaluates the SPF
-record for each address of the SMTP server: would a receiver that sees the
-mail coming from there find it allowed? Each finding is a key of
-``DNS_HINTS`` with its parameters, translated by the caller.
-
-The SMTP server's addresses are those sending connects to: the system
-resolver's, ``/etc/hosts`` included. The records are looked up with
-dnspython: the standard DNS library for Python, pure Python, and the one
-that lets a caller choose the server to ask (the system resolver library
-cannot), which the tests need to stay on loopback. The SPF evaluation
-covers the mechanisms that real records use (``all``, ``ip4``, ``ip6``,
-``a``, ``mx``, ``include``, ``exists``, ``redirect``) with the limit of
-ten look-ups; macros and ``ptr`` never match.
+``check_sender_domain`` evaluates the SPF record (RFC 7208) of the sender
+domain for each address of the SMTP server, and reads its DMARC policy
+(RFC 7489); each finding is a key of ``DNS_HINTS``. The SMTP server's
+addresses are those sending connects to: the system resolver's,
+``/etc/hosts`` included. The records are looked up with dnspython, which
+lets a caller choose the server to ask (the system library cannot), so
+that tests stay on loopback. Macros and ``ptr`` never match.
 """
 
 import ipaddress
@@ -119,20 +112,38 @@ class SenderDomainReport:
         return next((level for level in (PROBLEM, WARNING) if level in levels), OK)
 
 
-def make_resolver(nameserver=None, timeout=5.0):
-    """Return a dnspython resolver asking ``nameserver``, or the system's ones.
+def nameserver_resolver(entries):
+    """Return a dnspython resolver that asks only the DNS servers ``entries``.
 
-    ``nameserver`` is an address with an optional port: ``192.0.2.53``,
-    ``127.0.0.1:5353``, ``[::1]:5353``.
+    Each is an address with an optional port: ``192.0.2.53``,
+    ``127.0.0.1:5353``, ``[::1]:5353``; all use the port of the first.
     """
+    servers = [_split_server(entry) for entry in entries]
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [host for host, _port in servers]
+    resolver.port = servers[0][1]
+    return resolver
+
+
+def make_resolver(nameserver=None, timeout=5.0):
+    """Return a resolver asking ``nameserver``, or the system's servers."""
     if nameserver:
-        resolver = dns.resolver.Resolver(configure=False)
-        host, resolver.port = _split_server(nameserver)
-        resolver.nameservers = [host]
+        resolver = nameserver_resolver([nameserver])
     else:
         resolver = dns.resolver.Resolver()
     resolver.timeout = resolver.lifetime = timeout
     return resolver
+
+
+def records(resolver, name, rdtype, lifetime=None):
+    """Return the records of ``name``: none when it has none or is unknown."""
+    try:
+        answer = resolver.resolve(
+            name, rdtype, lifetime=lifetime, search=False, raise_on_no_answer=False
+        )
+    except dns.resolver.NXDOMAIN:
+        return []
+    return list(answer)
 
 
 def _split_server(text):
@@ -160,14 +171,7 @@ class _Lookups:
             raise ValueError("more than 10 DNS look-ups")
 
     def query(self, name, rdtype):
-        try:
-            return list(
-                self.resolver.resolve(
-                    name, rdtype, raise_on_no_answer=False, search=False
-                )
-            )
-        except dns.resolver.NXDOMAIN:
-            return []
+        return records(self.resolver, name, rdtype)
 
     def txt(self, name):
         return [
