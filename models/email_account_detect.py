@@ -11,8 +11,8 @@ from ..smtp_engine.detect import (
     PROBE_HOSTS,
     DetectOptions,
     detect_settings,
-    nameserver_resolver,
 )
+from ..smtp_engine.trust_dns import nameserver_resolver
 from .email_account import CA_FILE_OPTION, DEFAULT_TIMEOUT
 
 

@@ -35,7 +35,7 @@ from .connection import (
 from .providers import Provider, provider_for_domain, provider_for_host, provider_for_mx
 from .settings import SmtpSettings
 from .texts import SECURITY_LABELS, _lt, render, untranslated
-from .trust_dns import nameserver_resolver, records  # noqa: F401 (models use it)
+from .trust_dns import records
 
 SUBMISSION_RECORDS = (("_submissions._tcp", "ssl"), ("_submission._tcp", "starttls"))
 # HTTPS only by default: a configuration file fetched in clear text could be
