@@ -20,9 +20,7 @@ RETRY_DELAYS = (5, 15, 60, 240, 720)
 # Within one send(): who may use which servers, asked once per sender.
 USABLE_MEMO_KEY = "email_account_usable_servers"
 # Failures without a server reply that mean "unreachable for now".
-TEMPORARY_HINTS = frozenset(
-    {"timeout", "connection_refused", "disconnected", "dns_failed"}
-)
+TEMPORARY_HINTS = {"timeout", "connection_refused", "disconnected", "dns_failed"}
 
 
 def is_temporary_failure(result):
@@ -40,7 +38,6 @@ def is_temporary_failure(result):
 class MailMail(models.Model):
     _inherit = "mail.mail"
 
-    # -- Retries: fields
     email_account_retry_count = fields.Integer(
         string="Automatic Retries",
         copy=False,
@@ -54,16 +51,11 @@ class MailMail(models.Model):
         readonly=True,
         index="btree_not_null",
     )
-    # -- end of retries: fields
 
     def _filter_mail_mail_servers(self, mail_servers):
-        memo = self.env.cr.cache.get(USABLE_MEMO_KEY)
-        if memo is None:
-            return self._email_account_filter_servers(
-                super()._filter_mail_mail_servers(mail_servers)
-            )
         # Core asks once per mail, with the same servers each time, and
         # both its rule and ours depend only on who created the messages.
+        memo = self.env.cr.cache.get(USABLE_MEMO_KEY, {})
         key = (
             frozenset(mail_servers.ids),
             frozenset(
@@ -103,14 +95,8 @@ class MailMail(models.Model):
             )
         )
         if refused:
-            refused.write(
-                {
-                    "state": "exception",
-                    "failure_reason": self.env._(
-                        "You may not send through this mail server."
-                    ),
-                }
-            )
+            reason = self.env._("You may not send through this mail server.")
+            refused.write({"state": "exception", "failure_reason": reason})
             refused._postprocess_sent_message(
                 success_pids=[], success_emails=[], failure_type="mail_smtp"
             )
@@ -192,25 +178,20 @@ class MailMail(models.Model):
         if failure_type == "mail_smtp":
             connection = failures.pop(CONNECTION_FAILURE, None)
         for mail in self.filtered(lambda mail: mail.state == "exception"):
-            failure = connection or failures.pop(mail.message_id, None)
-            if failure:
+            if failure := connection or failures.pop(mail.message_id, None):
                 account_id, result = failure
                 account = self.env["email.account"].sudo().browse(account_id)
-                mail._email_account_plan_retry(account, result, reason=not connection)
+                # Core's reason after a failed connection already is ours.
+                reason = (
+                    mail.failure_reason
+                    if connection
+                    else account._describe_sending_failure(result)
+                )
+                mail._email_account_plan_retry(result, reason)
 
-    def _email_account_plan_retry(self, account, result, reason):
-        """Plan the next attempt of this failed mail, or say why there is none.
-
-        ``reason``: replace core's technical failure reason by the account's
-        description of the failure (core's already is one after a failed
-        connection).
-        """
+    def _email_account_plan_retry(self, result, failure_reason):
+        """Plan the next attempt of this failed mail, or say why there is none."""
         self.ensure_one()
-        failure_reason = (
-            account.with_env(self.env).sudo()._describe_sending_failure(result)
-            if reason
-            else self.failure_reason
-        )
         attempts = len(RETRY_DELAYS) + 1
         count = self.email_account_retry_count
         values = {"email_account_retry_date": False}
@@ -262,5 +243,3 @@ class MailMail(models.Model):
         if due:
             due.write({"state": "outgoing", "email_account_retry_date": False})
             self.env.ref("mail.ir_cron_mail_scheduler_action").sudo()._trigger()
-
-    # -- end of retries
