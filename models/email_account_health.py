@@ -161,7 +161,11 @@ class EmailAccountHealth(models.Model):
     def _queue_checks(self):
         """Have the accounts checked in the background; answer at once."""
         self.env["email.account.check"].sudo().create(
-            {"user_id": self.env.uid, "account_ids": [Command.set(self.ids)]}
+            {
+                "user_id": self.env.uid,
+                "account_ids": [Command.set(self.ids)],
+                "pending_account_ids": [Command.set(self.ids)],
+            }
         )
         self._mark_queued(self.env.user)
         self.env.ref("email_account.email_account_cron_run_checks").sudo()._trigger()
