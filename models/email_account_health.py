@@ -1,4 +1,9 @@
-"""Checks in the background, the health watch of accounts."""
+"""Checks in the background, the health watch of accounts.
+
+A check that could outlast the worker's time limit runs in the cron job
+"Email Accounts: run the checks", triggered at once (see the README,
+"Checks in the background", for the design).
+"""
 
 import dataclasses
 import time
@@ -7,24 +12,14 @@ from datetime import timedelta, timezone
 
 from odoo import Command, api, fields, models, modules
 from odoo.exceptions import UserError
-from odoo.tools import (
-    SQL,
-    config,
-    format_datetime,
-    plaintext2html,
-)
+from odoo.tools import SQL, config, format_datetime, plaintext2html
 
-from ..smtp_engine import (
-    MESSAGE_TEXTS,
-    SmtpOutcome,
-    Step,
-    send_test_message,
-)
+from ..smtp_engine import MESSAGE_TEXTS, SmtpOutcome, Step, send_test_message
 from .email_account import MAX_TIMEOUT, MIN_TIMEOUT
 from .email_account_check import PROGRESS_INTERVAL
 
 # Checks in the background: the network waits run in parallel threads, at
-# most this many at once (see _cron_run_checks).
+# most this many at once.
 MAX_PARALLEL_CHECKS = 50
 # A check answers within the request only if its time-out is at most this
 # many seconds, and at most this share of the worker's time limit.
@@ -39,7 +34,6 @@ BACKGROUND_CHECK_SHARE = 0.3
 class EmailAccountHealth(models.Model):
     _inherit = "email.account"
 
-    # -- Checks in the background and health watch: fields ----------------
     health_watch = fields.Boolean(
         default=True,
         tracking=True,
@@ -67,16 +61,6 @@ class EmailAccountHealth(models.Model):
         help="Who asked for the check that is waiting or running: it runs "
         "in their name and language.",
     )
-    # -- end of checks in the background and health watch: fields ---------
-
-    # -- Checks in the background and health watch -------------------------
-    #
-    # A check that could outlast the worker's time limit runs in the cron job
-    # "Email Accounts: run the checks", triggered at once. ``check_state``,
-    # written with row locks skipped and committed before any network wait,
-    # keeps two requests or two runs from checking one account twice; the
-    # network waits run in threads without a cursor, and each result is
-    # stored and committed as soon as it is known.
 
     def _can_check_inline(self):
         """Whether this account's check surely ends well within the request."""
@@ -109,22 +93,30 @@ class EmailAccountHealth(models.Model):
         )
         return bool(self.env.cr.fetchone())
 
-    def _check_job(self, timeout=None, end=None):
-        """This account's check, as a function that needs no cursor.
+    def _prepare_check(self, timeout=None, end=None):
+        """This account's check as a function that needs no cursor, or None.
 
         What needs the database (settings, secrets, the texts in the
         language of the environment) is read now, so that the function can
-        run in a thread. ``timeout`` shortens the account's own time-out;
-        ``end`` (a ``time.monotonic()``) is when the search of the mailbox
-        must stop at the latest. The function returns the outcome of the
-        sending and, when the delivery is checked, what its search found.
+        run in a thread; it returns the outcome of the sending and, when the
+        delivery is checked, what the search of the mailbox found.
+        ``timeout`` shortens the account's own time-out; ``end`` (a
+        ``time.monotonic()``) is when that search must stop at the latest.
+        A check with nothing to log in with (a secret that this server's key
+        cannot decrypt, a sign-in that the provider will not renew) fails
+        before connecting: its failure is stored, and None returned.
         """
         self.ensure_one()
-        translations = {text: self.env._(text) for text in MESSAGE_TEXTS}
-        settings = self._get_smtp_settings()
+        try:
+            settings = self._get_smtp_settings()
+        except UserError as exc:
+            failure = SmtpOutcome(ok=False, step=Step.AUTH, error=type(exc).__name__)
+            self._store_check_result(failure, note=exc.args[0])
+            return None
+        follow = self._delivery_job(settings) if self.delivery_check else None
         if timeout and settings.timeout > timeout:
             settings = dataclasses.replace(settings, timeout=float(timeout))
-        follow = self._delivery_job() if self.delivery_check else None
+        translations = {text: self.env._(text) for text in MESSAGE_TEXTS}
         now = fields.Datetime.now()
         # Written as the user's language and time zone write it.
         date_text = format_datetime(self.env, now, dt_format="medium")
@@ -143,20 +135,6 @@ class EmailAccountHealth(models.Model):
             return result, follow(result.message_id, time.monotonic(), end, progress)
 
         return check
-
-    def _prepare_check(self, timeout=None, end=None):
-        """The check job (see ``_check_job``), or None once its failure is stored.
-
-        A check fails before connecting when it has nothing to log in with:
-        a secret that this server's key cannot decrypt, a sign-in that the
-        provider will not renew.
-        """
-        try:
-            return self._check_job(timeout=timeout, end=end)
-        except UserError as exc:
-            failure = SmtpOutcome(ok=False, step=Step.AUTH, error=type(exc).__name__)
-            self._store_check_result(failure, note=exc.args[0])
-            return None
 
     def _queue_checks(self):
         """Have the accounts checked in the background; answer at once."""
@@ -200,51 +178,59 @@ class EmailAccountHealth(models.Model):
         coming result answers this request too. An account locked by a check
         within another request is skipped the same way.
         """
-        if not self:
-            return
-        self.flush_model(["check_state", "check_requested_by"])
+        if self:
+            self._update_unlocked(
+                SQL(
+                    "check_state = 'queued', check_requested_by = %s",
+                    requester.id or None,
+                ),
+                SQL("id IN %s AND check_state = 'idle'", tuple(self.ids)),
+            )
+
+    @api.model
+    def _update_unlocked(self, assignments, condition, limit=None):
+        """Update the accounts that meet ``condition`` and that no other
+        transaction holds, at most ``limit`` in the order of their ids;
+        return their ids.
+        """
+        fnames = ["check_state", "check_started", "check_requested_by"]
+        self.flush_model(fnames)
         self.env.cr.execute(
             SQL(
                 """
-                UPDATE email_account
-                   SET check_state = 'queued', check_requested_by = %s
+                UPDATE email_account SET %s
                  WHERE id IN (
-                        SELECT id FROM email_account
-                         WHERE id IN %s AND check_state = 'idle'
+                        SELECT id FROM email_account WHERE %s
+                         ORDER BY id LIMIT %s
                            FOR UPDATE SKIP LOCKED)
+                RETURNING id
                 """,
-                requester.id or None,
-                tuple(self.ids),
+                assignments,
+                condition,
+                limit,
             )
         )
-        self.invalidate_model(["check_state", "check_requested_by"])
+        self.invalidate_model(fnames)
+        return [row[0] for row in self.env.cr.fetchall()]
 
     @api.model
     def _cron_run_checks(self):
         """Run the checks that wait, as many at once as allowed.
 
-        One run takes at most a share of the cron worker's time limit (a
-        longer time-out is shortened to fit, and the result says so); each
-        result is stored and committed as soon as it is known. The job
-        triggers itself again while checks wait, rather than reporting
-        progress to the cron runner, which would run it again and again
-        within one round of the worker.
+        The job triggers itself again while checks wait, rather than
+        reporting progress to the cron runner, which would run it again and
+        again within one round of the worker.
         """
         auto_commit = not modules.module.current_test
         budget = self._check_budget()
         self._queue_forgotten_checks(budget)
-        accounts = self._claim_checks(auto_commit)
-        if accounts:
-            accounts._run_checks(budget, auto_commit)
+        self._claim_checks(auto_commit)._run_checks(budget, auto_commit)
         cron = self.env.ref("email_account.email_account_cron_run_checks").sudo()
         everything = self.sudo().with_context(active_test=False)
+        requests = self.env["email.account.check"].sudo()
         if everything.search_count([("check_state", "=", "queued")], limit=1):
             cron._trigger()
-        elif (
-            self.env["email.account.check"]
-            .sudo()
-            .search_count([("state", "=", "running")], limit=1)
-        ):
+        elif requests.search_count([("state", "=", "running")], limit=1):
             cron._trigger(fields.Datetime.now() + timedelta(minutes=1))
 
     @api.model
@@ -272,41 +258,21 @@ class EmailAccountHealth(models.Model):
             )
         )
         self.invalidate_model(["check_state"])
-        requests = (
-            self.env["email.account.check"].sudo().search([("state", "=", "running")])
-        )
-        for request in requests:
-            if not request.pending_account_ids:  # its accounts were deleted
+        requests = self.env["email.account.check"].sudo()
+        for request in requests.search([("state", "=", "running")]):
+            if request.pending_account_ids:
+                request.pending_account_ids._mark_queued(request.user_id)
+            else:  # its accounts were deleted
                 request._send_summary()
-                continue
-            waiting = request.pending_account_ids.filtered(
-                lambda account: account.check_state == "idle"
-            )
-            waiting._mark_queued(request.user_id)
 
     @api.model
     def _claim_checks(self, auto_commit):
         """Mark queued accounts as being checked, committed; return them."""
-        self.env.flush_all()
-        self.env.cr.execute(
-            SQL(
-                """
-                UPDATE email_account
-                   SET check_state = 'running',
-                       check_started = now() AT TIME ZONE 'UTC'
-                 WHERE id IN (
-                        SELECT id FROM email_account
-                         WHERE check_state = 'queued'
-                         ORDER BY id
-                         LIMIT %s
-                           FOR UPDATE SKIP LOCKED)
-                RETURNING id
-                """,
-                MAX_PARALLEL_CHECKS,
-            )
+        ids = self._update_unlocked(
+            SQL("check_state = 'running', check_started = now() AT TIME ZONE 'UTC'"),
+            SQL("check_state = 'queued'"),
+            limit=MAX_PARALLEL_CHECKS,
         )
-        ids = [row[0] for row in self.env.cr.fetchall()]
-        self.invalidate_model(["check_state", "check_started"])
         if auto_commit:
             self.env["ir.cron"]._commit_progress()
         return self.with_context(active_test=False).browse(sorted(ids))
@@ -319,32 +285,27 @@ class EmailAccountHealth(models.Model):
         how long they have waited.
         """
         end = time.monotonic() + budget
-        jobs = {}
+        jobs = []
         for account in self:
             requester = account.check_requested_by
             acting = account.with_user(requester) if requester else account
             acting = acting.sudo().with_context(lang=acting.env.user.lang)
             shortened = budget if account.smtp_timeout > budget else None
-            job = acting._prepare_check(timeout=shortened, end=end)
-            if job:
-                jobs[acting] = (job, shortened)
+            if job := acting._prepare_check(timeout=shortened, end=end):
+                jobs.append((acting, shortened, job))
             elif auto_commit:
                 self.env["ir.cron"]._commit_progress(1)
-        if not jobs:
-            return
         # Seconds waited for each message being searched, set by the threads.
         searching = {}
-        with ThreadPoolExecutor(
-            max_workers=len(jobs), thread_name_prefix="email_account_check"
-        ) as pool:
+        with ThreadPoolExecutor(MAX_PARALLEL_CHECKS, "email_account_check") as pool:
             futures = {
                 pool.submit(
                     job,
                     lambda waited, _wait, _folder, acting=acting: searching.update(
                         {acting: waited}
                     ),
-                ): acting
-                for acting, (job, _shortened) in jobs.items()
+                ): (acting, shortened)
+                for acting, shortened, job in jobs
             }
             pending = set(futures)
             told = time.monotonic()
@@ -353,10 +314,9 @@ class EmailAccountHealth(models.Model):
                     pending, timeout=PROGRESS_INTERVAL, return_when=FIRST_COMPLETED
                 )
                 for future in done:
-                    acting = futures[future]
+                    acting, shortened = futures[future]
                     searching.pop(acting, None)
                     result, delivery = future.result()
-                    shortened = jobs[acting][1]
                     note = None
                     if shortened and not result.ok and result.hint == "timeout":
                         note = acting.env._(
@@ -464,30 +424,24 @@ class EmailAccountHealth(models.Model):
         self.ensure_one()
         account = self.sudo()
         previous_state = account.test_state
+        if result.ok and previous_state != "failed":
+            return
         if result.ok:
-            if previous_state != "failed":
-                return
-            values = {
-                "test_state": "ok",
-                "test_step": result.step_label(translate=self.env._),
-                "test_message": self.env._(
-                    "A message was sent through this account: it works again."
-                ),
-                "test_transcript": False,
-                "test_certificate_fingerprint": False,
-            }
+            message = self.env._(
+                "A message was sent through this account: it works again."
+            )
         else:
-            values = {
-                "test_state": "failed",
+            message = self._describe_sending_failure(result)
+        account.write(
+            {
+                "test_state": "ok" if result.ok else "failed",
+                "test_date": fields.Datetime.now(),
+                "test_user_id": self.env.uid,
                 "test_step": result.step_label(translate=self.env._),
-                "test_message": self._describe_sending_failure(result),
+                "test_message": message,
                 "test_transcript": result.transcript or False,
                 "test_certificate_fingerprint": result.certificate
                 and result.certificate.fingerprint,
             }
-        account.write(
-            {**values, "test_date": fields.Datetime.now(), "test_user_id": self.env.uid}
         )
         self._watch_health(result, previous_state)
-
-    # -- end of checks in the background and health watch -------------------
