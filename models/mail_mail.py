@@ -23,18 +23,6 @@ USABLE_MEMO_KEY = "email_account_usable_servers"
 TEMPORARY_HINTS = {"timeout", "connection_refused", "disconnected", "dns_failed"}
 
 
-def is_temporary_failure(result):
-    """Whether sending may work later without anybody changing anything.
-
-    A 4xx reply says so by definition (RFC 5321), a 5xx reply says the
-    opposite; without a reply, an unreachable server is temporary and a
-    refused certificate or missing password is not.
-    """
-    if result.code and result.code > 0:
-        return 400 <= result.code < 500
-    return result.hint in TEMPORARY_HINTS
-
-
 class MailMail(models.Model):
     _inherit = "mail.mail"
 
@@ -192,10 +180,18 @@ class MailMail(models.Model):
     def _email_account_plan_retry(self, result, failure_reason):
         """Plan the next attempt of this failed mail, or say why there is none."""
         self.ensure_one()
+        # Whether sending may work later without anybody changing anything:
+        # a 4xx reply says so by definition (RFC 5321), a 5xx reply says the
+        # opposite; without a reply, an unreachable server is temporary and
+        # a refused certificate or missing password is not.
+        if result.code and result.code > 0:
+            temporary = 400 <= result.code < 500
+        else:
+            temporary = result.hint in TEMPORARY_HINTS
         attempts = len(RETRY_DELAYS) + 1
         count = self.email_account_retry_count
         values = {"email_account_retry_date": False}
-        if is_temporary_failure(result) and count < len(RETRY_DELAYS):
+        if temporary and count < len(RETRY_DELAYS):
             when = fields.Datetime.now() + timedelta(minutes=RETRY_DELAYS[count])
             note = self.env._(
                 "This failure is temporary: Odoo sends the mail again at "
@@ -207,10 +203,9 @@ class MailMail(models.Model):
             values.update(
                 email_account_retry_count=count + 1, email_account_retry_date=when
             )
-            self.env.ref("email_account.email_account_cron_retry_mail").sudo()._trigger(
-                when
-            )
-        elif is_temporary_failure(result):
+            cron = self.env.ref("email_account.email_account_cron_retry_mail")
+            cron.sudo()._trigger(when)
+        elif temporary:
             note = self.env._(
                 "Odoo tried %(attempts)s times and stopped: send the mail again "
                 "once the server works.",
