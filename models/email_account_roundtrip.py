@@ -282,49 +282,42 @@ class EmailAccountRoundTrip(models.Model):
         _ = self.env._
         seconds = "%.1f" % (found.arrival or found.wait)
         if found.state == "inbox":
-            lines = [
-                _(
-                    "The test message arrived in the inbox %(seconds)s seconds "
-                    "after the server accepted it.",
-                    seconds=seconds,
-                )
-            ]
+            headline = _(
+                "The test message arrived in the inbox %(seconds)s seconds "
+                "after the server accepted it.",
+                seconds=seconds,
+            )
         elif found.state == "junk":
-            lines = [
-                _(
-                    "The test message arrived in the spam folder %(seconds)s "
-                    "seconds after the server accepted it: the receiving "
-                    "server does not trust it.",
-                    seconds=seconds,
-                )
-            ]
+            headline = _(
+                "The test message arrived in the spam folder %(seconds)s "
+                "seconds after the server accepted it: the receiving "
+                "server does not trust it.",
+                seconds=seconds,
+            )
         elif found.state == "not_found":
-            lines = [
-                _(
-                    "The test message was not found in the inbox or the spam "
-                    "folder within %(seconds)s seconds: the server accepted it "
-                    "but has not delivered it.",
-                    seconds=round(found.wait),
-                )
-            ]
-            if round(found.wait) < self.roundtrip_wait:
-                lines.append(
-                    _(
-                        "The search stopped there, the longest that a check in "
-                        "the background may take on this server (the account "
-                        "waits %(wait)s seconds).",
-                        wait=self.roundtrip_wait,
-                    )
-                )
+            headline = _(
+                "The test message was not found in the inbox or the spam "
+                "folder within %(seconds)s seconds: the server accepted it "
+                "but has not delivered it.",
+                seconds=round(found.wait),
+            )
         else:
-            lines = [
+            headline = _(
+                "The delivery could not be checked: the step “%(step)s” failed.",
+                step=found.step_label(translate=_),
+            )
+        lines = [headline]
+        if found.state == "not_found" and round(found.wait) < self.roundtrip_wait:
+            lines.append(
                 _(
-                    "The delivery could not be checked: the step “%(step)s” failed.",
-                    step=found.step_label(translate=_),
+                    "The search stopped there, the longest that a check in "
+                    "the background may take on this server (the account "
+                    "waits %(wait)s seconds).",
+                    wait=self.roundtrip_wait,
                 )
-            ]
-            if hint := found.hint_text(translate=_):
-                lines.append(hint)
+            )
+        elif not found.ok and (hint := found.hint_text(translate=_)):
+            lines.append(hint)
         if found.hops:
             lines.append(_("Route of the message, hop by hop:"))
             lines.extend(f"{number}. {hop}" for number, hop in enumerate(found.hops, 1))
@@ -345,20 +338,15 @@ class EmailAccountRoundTrip(models.Model):
                 if verdict is None:
                     lines.append(_("%(method)s: not reported", method=method.upper()))
                     continue
-                line = (
-                    _(
+                params = {"method": method.upper(), "result": verdict.result}
+                if verdict.reason:
+                    line = _(
                         "%(method)s: %(result)s (%(reason)s)",
-                        method=method.upper(),
-                        result=verdict.result,
+                        **params,
                         reason=verdict.reason,
                     )
-                    if verdict.reason
-                    else _(
-                        "%(method)s: %(result)s",
-                        method=method.upper(),
-                        result=verdict.result,
-                    )
-                )
+                else:
+                    line = _("%(method)s: %(result)s", **params)
                 hint = VERDICT_HINTS.get((method, verdict.result))
                 lines.append(f"{line} — {_(hint)}" if hint else line)
         lines.append(_("Sender domain %(domain)s:", domain=report.domain))
@@ -369,10 +357,10 @@ class EmailAccountRoundTrip(models.Model):
         levels = {report.level}
         if found.state == "junk":
             levels.add(PROBLEM)
-        for method, result in VERDICT_HINTS:
-            verdict = found.verdicts.get(method)
-            if verdict is not None and verdict.result == result:
-                levels.add(PROBLEM if result in ("fail", "permerror") else WARNING)
+        for method, verdict in found.verdicts.items():
+            if (method, verdict.result) in VERDICT_HINTS:
+                failed = verdict.result in ("fail", "permerror")
+                levels.add(PROBLEM if failed else WARNING)
         if found.folder and not found.verdicts:
             levels.add(WARNING)
         return next((level for level in (PROBLEM, WARNING) if level in levels), OK)
