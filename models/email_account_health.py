@@ -65,15 +65,14 @@ class EmailAccountHealth(models.Model):
     def _can_check_inline(self):
         """Whether this account's check surely ends well within the request."""
         self.ensure_one()
-        if self.delivery_check:
-            # The wait for the mailbox is shown as progress, which only a
-            # check in the background can send while it runs.
-            return False
-        longest = INLINE_CHECK_TIMEOUT
+        # The wait for the mailbox is shown as progress, which only a check
+        # in the background can send while it runs.
         limit = config.get("limit_time_real") or 0
-        if limit > 0:
-            longest = min(longest, limit * INLINE_CHECK_SHARE)
-        return self.smtp_timeout <= longest
+        return (
+            not self.delivery_check
+            and self.smtp_timeout <= INLINE_CHECK_TIMEOUT
+            and (limit <= 0 or self.smtp_timeout <= limit * INLINE_CHECK_SHARE)
+        )
 
     def _lock_for_check(self):
         """Lock this idle account for a check within the request.
@@ -96,15 +95,12 @@ class EmailAccountHealth(models.Model):
     def _prepare_check(self, timeout=None, end=None):
         """This account's check as a function that needs no cursor, or None.
 
-        What needs the database (settings, secrets, the texts in the
-        language of the environment) is read now, so that the function can
-        run in a thread; it returns the outcome of the sending and, when the
-        delivery is checked, what the search of the mailbox found.
-        ``timeout`` shortens the account's own time-out; ``end`` (a
-        ``time.monotonic()``) is when that search must stop at the latest.
-        A check with nothing to log in with (a secret that this server's key
-        cannot decrypt, a sign-in that the provider will not renew) fails
-        before connecting: its failure is stored, and None returned.
+        The function returns the outcome of the sending and what the delivery
+        check found. ``timeout`` shortens the account's own time-out; ``end``
+        (a ``time.monotonic()``) is when the search of the mailbox must stop.
+        With nothing to log in with (a secret that this server's key cannot
+        decrypt, a sign-in that the provider will not renew), the failure is
+        stored and None returned.
         """
         self.ensure_one()
         try:
@@ -278,12 +274,7 @@ class EmailAccountHealth(models.Model):
         return self.with_context(active_test=False).browse(sorted(ids))
 
     def _run_checks(self, budget, auto_commit):
-        """Check the accounts in parallel, each in its requester's name.
-
-        Sending, and following the message into the mailbox, run in one
-        thread an account; while the searches wait, their requesters see
-        how long they have waited.
-        """
+        """Check the accounts in parallel threads, each in its requester's name."""
         end = time.monotonic() + budget
         jobs = []
         for account in self:
