@@ -12,7 +12,7 @@ from datetime import timedelta, timezone
 
 from odoo import Command, api, fields, models, modules
 from odoo.exceptions import UserError
-from odoo.tools import SQL, config, format_datetime, plaintext2html
+from odoo.tools import config, format_datetime, plaintext2html
 
 from ..smtp_engine import MESSAGE_TEXTS, SmtpOutcome, Step, send_test_message
 from .email_account import MAX_TIMEOUT, MIN_TIMEOUT
@@ -82,15 +82,7 @@ class EmailAccountHealth(models.Model):
         for this check's result instead of checking again.
         """
         self.ensure_one()
-        self.flush_recordset(["check_state"])
-        self.env.cr.execute(
-            SQL(
-                "SELECT id FROM email_account WHERE id = %s AND check_state = 'idle' "
-                "FOR UPDATE SKIP LOCKED",
-                self.id,
-            )
-        )
-        return bool(self.env.cr.fetchone())
+        return self.check_state == "idle" and bool(self.try_lock_for_update())
 
     def _prepare_check(self, timeout=None, end=None):
         """This account's check as a function that needs no cursor, or None.
@@ -174,40 +166,10 @@ class EmailAccountHealth(models.Model):
         coming result answers this request too. An account locked by a check
         within another request is skipped the same way.
         """
-        if self:
-            self._update_unlocked(
-                SQL(
-                    "check_state = 'queued', check_requested_by = %s",
-                    requester.id or None,
-                ),
-                SQL("id IN %s AND check_state = 'idle'", tuple(self.ids)),
-            )
-
-    @api.model
-    def _update_unlocked(self, assignments, condition, limit=None):
-        """Update the accounts that meet ``condition`` and that no other
-        transaction holds, at most ``limit`` in the order of their ids;
-        return their ids.
-        """
-        fnames = ["check_state", "check_started", "check_requested_by"]
-        self.flush_model(fnames)
-        self.env.cr.execute(
-            SQL(
-                """
-                UPDATE email_account SET %s
-                 WHERE id IN (
-                        SELECT id FROM email_account WHERE %s
-                         ORDER BY id LIMIT %s
-                           FOR UPDATE SKIP LOCKED)
-                RETURNING id
-                """,
-                assignments,
-                condition,
-                limit,
-            )
+        idle = self.filtered(lambda account: account.check_state == "idle")
+        idle.try_lock_for_update().sudo().write(
+            {"check_state": "queued", "check_requested_by": requester.id}
         )
-        self.invalidate_model(fnames)
-        return [row[0] for row in self.env.cr.fetchall()]
 
     @api.model
     def _cron_run_checks(self):
@@ -243,17 +205,10 @@ class EmailAccountHealth(models.Model):
     def _queue_forgotten_checks(self, budget):
         """Queue again what a killed run left, and what a request waits for."""
         stale = fields.Datetime.now() - timedelta(seconds=2 * budget + 60)
-        self.env.flush_all()
-        self.env.cr.execute(
-            SQL(
-                """
-                UPDATE email_account SET check_state = 'queued'
-                 WHERE check_state = 'running' AND check_started < %s
-                """,
-                stale,
-            )
-        )
-        self.invalidate_model(["check_state"])
+        everything = self.sudo().with_context(active_test=False)
+        everything.search(
+            [("check_state", "=", "running"), ("check_started", "<", stale)]
+        ).write({"check_state": "queued"})
         requests = self.env["email.account.check"].sudo()
         for request in requests.search([("state", "=", "running")]):
             if request.pending_account_ids:
@@ -264,14 +219,15 @@ class EmailAccountHealth(models.Model):
     @api.model
     def _claim_checks(self, auto_commit):
         """Mark queued accounts as being checked, committed; return them."""
-        ids = self._update_unlocked(
-            SQL("check_state = 'running', check_started = now() AT TIME ZONE 'UTC'"),
-            SQL("check_state = 'queued'"),
-            limit=MAX_PARALLEL_CHECKS,
+        everything = self.sudo().with_context(active_test=False)
+        queued = everything.search([("check_state", "=", "queued")], order="id")
+        accounts = queued.try_lock_for_update(limit=MAX_PARALLEL_CHECKS)
+        accounts.write(
+            {"check_state": "running", "check_started": fields.Datetime.now()}
         )
         if auto_commit:
             self.env["ir.cron"]._commit_progress()
-        return self.with_context(active_test=False).browse(sorted(ids))
+        return accounts
 
     def _run_checks(self, budget, auto_commit):
         """Check the accounts in parallel threads, each in its requester's name."""
