@@ -1,8 +1,6 @@
 """Checks in the background, the health watch of accounts.
 
-A check that could outlast the worker's time limit runs in the cron job
-"Email Accounts: run the checks", triggered at once (see the README,
-"Checks in the background", for the design).
+The README's "Checks in the background" tells the design.
 """
 
 import dataclasses
@@ -182,9 +180,17 @@ class EmailAccountHealth(models.Model):
         auto_commit = not modules.module.current_test
         budget = self._check_budget()
         self._queue_forgotten_checks(budget)
-        self._claim_checks(auto_commit)._run_checks(budget, auto_commit)
-        cron = self.env.ref("email_account.email_account_cron_run_checks").sudo()
+        # Claim the accounts to check, committed before any network wait.
         everything = self.sudo().with_context(active_test=False)
+        queued = everything.search([("check_state", "=", "queued")], order="id")
+        accounts = queued.try_lock_for_update(limit=MAX_PARALLEL_CHECKS)
+        accounts.write(
+            {"check_state": "running", "check_started": fields.Datetime.now()}
+        )
+        if auto_commit:
+            self.env["ir.cron"]._commit_progress()
+        accounts._run_checks(budget, auto_commit)
+        cron = self.env.ref("email_account.email_account_cron_run_checks").sudo()
         requests = self.env["email.account.check"].sudo()
         if everything.search_count([("check_state", "=", "queued")], limit=1):
             cron._trigger()
@@ -215,19 +221,6 @@ class EmailAccountHealth(models.Model):
                 request.pending_account_ids._mark_queued(request.user_id)
             else:  # its accounts were deleted
                 request._send_summary()
-
-    @api.model
-    def _claim_checks(self, auto_commit):
-        """Mark queued accounts as being checked, committed; return them."""
-        everything = self.sudo().with_context(active_test=False)
-        queued = everything.search([("check_state", "=", "queued")], order="id")
-        accounts = queued.try_lock_for_update(limit=MAX_PARALLEL_CHECKS)
-        accounts.write(
-            {"check_state": "running", "check_started": fields.Datetime.now()}
-        )
-        if auto_commit:
-            self.env["ir.cron"]._commit_progress()
-        return accounts
 
     def _run_checks(self, budget, auto_commit):
         """Check the accounts in parallel threads, each in its requester's name."""
@@ -338,13 +331,9 @@ class EmailAccountHealth(models.Model):
         activities = account.activity_ids.filtered(
             lambda activity: activity.activity_type_id == activity_type
         )
-        if result.ok:
-            if activities:
-                activities.action_feedback(
-                    feedback=self.env._("The account works again.")
-                )
-            return
-        if activities or previous_state != "ok":
+        if result.ok and activities:
+            activities.action_feedback(feedback=self.env._("The account works again."))
+        if result.ok or activities or previous_state != "ok":
             return
         for user in self._health_recipients():
             localized = account.with_context(lang=user.lang or "en_US")
@@ -373,12 +362,11 @@ class EmailAccountHealth(models.Model):
         previous_state = account.test_state
         if result.ok and previous_state != "failed":
             return
-        if result.ok:
-            message = self.env._(
-                "A message was sent through this account: it works again."
-            )
-        else:
-            message = self._describe_sending_failure(result)
+        message = (
+            self.env._("A message was sent through this account: it works again.")
+            if result.ok
+            else self._describe_sending_failure(result)
+        )
         account.write(
             {
                 "test_state": "ok" if result.ok else "failed",
