@@ -165,15 +165,11 @@ class EmailAccountRoundTrip(models.Model):
     def _delivery_job(self, smtp):
         """Following the test message into the mailbox, needing no cursor.
 
-        ``smtp`` are the account's SMTP settings, secrets decrypted: the
-        IMAP login is the mailbox's user name and password. The function is
-        called in the check's thread once the server has accepted the
-        message, with the message's id, the time of the acceptance
-        (``time.monotonic()``), the latest time the search may end (or None)
-        and a progress callback for ``find_message``. While the message
-        travels, the sender domain's SPF and DMARC records are looked up;
-        then the mailbox is searched until the message arrives or the
-        account's wait runs out.
+        ``smtp``: the account's SMTP settings, whose password logs in to the
+        mailbox too. The function runs in the check's thread once the server
+        accepted the message: it looks up the sender domain's SPF and DMARC
+        records while the message travels, then searches the mailbox until
+        the message arrives, the account's wait runs out or ``end`` comes.
         """
         self.ensure_one()
         host = (self.imap_host_used or "").strip()
