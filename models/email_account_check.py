@@ -85,9 +85,8 @@ class EmailAccountCheck(models.Model):
         self.state = "done"
         _last_progress.pop((self.env.cr.dbname, self.id), None)
         user = self.user_id
-        accounts = self.account_ids.with_user(user).with_context(
-            lang=user.lang or "en_US"
-        )
+        lang = user.lang or "en_US"
+        accounts = self.account_ids.with_user(user).with_context(lang=lang)
         params = accounts.sudo()._check_notification()["params"]
         user._bus_send(
             "simple_notification",

@@ -145,23 +145,13 @@ class MailMail(models.Model):
     def _postprocess_sent_message(
         self, success_pids, success_emails, failure_reason=False, failure_type=None
     ):
-        if failure_type:
-            self._email_account_after_failure(failure_type)
-        return super()._postprocess_sent_message(
-            success_pids,
-            success_emails,
-            failure_reason=failure_reason,
-            failure_type=failure_type,
-        )
-
-    def _email_account_after_failure(self, failure_type):
         """Name the failed step, and plan a new attempt if it may work later.
 
         Core marks a whole batch as failed right after a failed connection
         (``mail_smtp``), and one mail after a refused message; both failures
         were recorded where they were raised (see ``ir_mail_server``).
         """
-        failures = sending_failures(self.env)
+        failures = sending_failures(self.env) if failure_type else {}
         connection = None
         if failure_type == "mail_smtp":
             connection = failures.pop(CONNECTION_FAILURE, None)
@@ -176,6 +166,12 @@ class MailMail(models.Model):
                     else account._describe_sending_failure(result)
                 )
                 mail._email_account_plan_retry(result, reason)
+        return super()._postprocess_sent_message(
+            success_pids,
+            success_emails,
+            failure_reason=failure_reason,
+            failure_type=failure_type,
+        )
 
     def _email_account_plan_retry(self, result, failure_reason):
         """Plan the next attempt of this failed mail, or say why there is none."""
@@ -229,11 +225,9 @@ class MailMail(models.Model):
     @api.model
     def _cron_email_account_retry(self):
         """Put back in the queue the mail whose next attempt is due."""
+        now = fields.Datetime.now()
         due = self.sudo().search(
-            [
-                ("state", "=", "exception"),
-                ("email_account_retry_date", "<=", fields.Datetime.now()),
-            ]
+            [("state", "=", "exception"), ("email_account_retry_date", "<=", now)]
         )
         if due:
             due.write({"state": "outgoing", "email_account_retry_date": False})
