@@ -7,7 +7,7 @@ reach that user over the bus, whichever check produced each result.
 
 import time
 
-from odoo import Command, api, fields, models
+from odoo import Command, fields, models
 
 # Progress notifications at most this often per request, in seconds.
 PROGRESS_INTERVAL = 3.0
@@ -44,12 +44,6 @@ class EmailAccountCheck(models.Model):
         index=True,
     )
 
-    @api.model_create_multi
-    def create(self, vals_list):
-        for vals in vals_list:
-            vals.setdefault("pending_account_ids", vals.get("account_ids"))
-        return super().create(vals_list)
-
     def _account_checked(self, account):
         """Count the result just stored for ``account`` in every request."""
         requests = self.search(
@@ -66,8 +60,7 @@ class EmailAccountCheck(models.Model):
         self.ensure_one()
         now = time.monotonic()
         key = (self.env.cr.dbname, self.id)
-        last = _last_progress.get(key)
-        if last is not None and now - last < PROGRESS_INTERVAL:
+        if now - _last_progress.get(key, -PROGRESS_INTERVAL) < PROGRESS_INTERVAL:
             return
         _last_progress[key] = now
         user = self.user_id
@@ -92,9 +85,8 @@ class EmailAccountCheck(models.Model):
         self.state = "done"
         _last_progress.pop((self.env.cr.dbname, self.id), None)
         user = self.user_id
-        accounts = self.account_ids.with_user(user).with_context(
-            lang=user.lang or "en_US"
-        )
+        lang = user.lang or "en_US"
+        accounts = self.account_ids.with_user(user).with_context(lang=lang)
         params = accounts.sudo()._check_notification()["params"]
         user._bus_send(
             "simple_notification",

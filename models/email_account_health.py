@@ -1,4 +1,7 @@
-"""Checks in the background, the health watch of accounts."""
+"""Checks in the background, the health watch of accounts.
+
+The README's "Checks in the background" tells the design.
+"""
 
 import dataclasses
 import time
@@ -7,24 +10,14 @@ from datetime import timedelta, timezone
 
 from odoo import Command, api, fields, models, modules
 from odoo.exceptions import UserError
-from odoo.tools import (
-    SQL,
-    config,
-    format_datetime,
-    plaintext2html,
-)
+from odoo.tools import config, format_datetime, plaintext2html
 
-from ..smtp_engine import (
-    MESSAGE_TEXTS,
-    SmtpOutcome,
-    Step,
-    send_test_message,
-)
+from ..smtp_engine import MESSAGE_TEXTS, SmtpOutcome, Step, send_test_message
 from .email_account import MAX_TIMEOUT, MIN_TIMEOUT
 from .email_account_check import PROGRESS_INTERVAL
 
 # Checks in the background: the network waits run in parallel threads, at
-# most this many at once (see _cron_run_checks).
+# most this many at once.
 MAX_PARALLEL_CHECKS = 50
 # A check answers within the request only if its time-out is at most this
 # many seconds, and at most this share of the worker's time limit.
@@ -39,7 +32,6 @@ BACKGROUND_CHECK_SHARE = 0.3
 class EmailAccountHealth(models.Model):
     _inherit = "email.account"
 
-    # -- Checks in the background and health watch: fields ----------------
     health_watch = fields.Boolean(
         default=True,
         tracking=True,
@@ -67,29 +59,18 @@ class EmailAccountHealth(models.Model):
         help="Who asked for the check that is waiting or running: it runs "
         "in their name and language.",
     )
-    # -- end of checks in the background and health watch: fields ---------
-
-    # -- Checks in the background and health watch -------------------------
-    #
-    # A check that could outlast the worker's time limit runs in the cron job
-    # "Email Accounts: run the checks", triggered at once. ``check_state``,
-    # written with row locks skipped and committed before any network wait,
-    # keeps two requests or two runs from checking one account twice; the
-    # network waits run in threads without a cursor, and each result is
-    # stored and committed as soon as it is known.
 
     def _can_check_inline(self):
         """Whether this account's check surely ends well within the request."""
         self.ensure_one()
-        if self.delivery_check:
-            # The wait for the mailbox is shown as progress, which only a
-            # check in the background can send while it runs.
-            return False
-        longest = INLINE_CHECK_TIMEOUT
+        # The wait for the mailbox is shown as progress, which only a check
+        # in the background can send while it runs.
         limit = config.get("limit_time_real") or 0
-        if limit > 0:
-            longest = min(longest, limit * INLINE_CHECK_SHARE)
-        return self.smtp_timeout <= longest
+        return (
+            not self.delivery_check
+            and self.smtp_timeout <= INLINE_CHECK_TIMEOUT
+            and (limit <= 0 or self.smtp_timeout <= limit * INLINE_CHECK_SHARE)
+        )
 
     def _lock_for_check(self):
         """Lock this idle account for a check within the request.
@@ -99,32 +80,29 @@ class EmailAccountHealth(models.Model):
         for this check's result instead of checking again.
         """
         self.ensure_one()
-        self.flush_recordset(["check_state"])
-        self.env.cr.execute(
-            SQL(
-                "SELECT id FROM email_account WHERE id = %s AND check_state = 'idle' "
-                "FOR UPDATE SKIP LOCKED",
-                self.id,
-            )
-        )
-        return bool(self.env.cr.fetchone())
+        return self.check_state == "idle" and bool(self.try_lock_for_update())
 
-    def _check_job(self, timeout=None, end=None):
-        """This account's check, as a function that needs no cursor.
+    def _prepare_check(self, timeout=None, end=None):
+        """This account's check as a function that needs no cursor, or None.
 
-        What needs the database (settings, secrets, the texts in the
-        language of the environment) is read now, so that the function can
-        run in a thread. ``timeout`` shortens the account's own time-out;
-        ``end`` (a ``time.monotonic()``) is when the search of the mailbox
-        must stop at the latest. The function returns the outcome of the
-        sending and, when the delivery is checked, what its search found.
+        The function returns the outcome of the sending and what the delivery
+        check found. ``timeout`` shortens the account's own time-out; ``end``
+        (a ``time.monotonic()``) is when the search of the mailbox must stop.
+        With nothing to log in with (a secret that this server's key cannot
+        decrypt, a sign-in that the provider will not renew), the failure is
+        stored and None returned.
         """
         self.ensure_one()
-        translations = {text: self.env._(text) for text in MESSAGE_TEXTS}
-        settings = self._get_smtp_settings()
+        try:
+            settings = self._get_smtp_settings()
+        except UserError as exc:
+            failure = SmtpOutcome(ok=False, step=Step.AUTH, error=type(exc).__name__)
+            self._store_check_result(failure, note=exc.args[0])
+            return None
+        follow = self._delivery_job(settings) if self.delivery_check else None
         if timeout and settings.timeout > timeout:
             settings = dataclasses.replace(settings, timeout=float(timeout))
-        follow = self._delivery_job() if self.delivery_check else None
+        translations = {text: self.env._(text) for text in MESSAGE_TEXTS}
         now = fields.Datetime.now()
         # Written as the user's language and time zone write it.
         date_text = format_datetime(self.env, now, dt_format="medium")
@@ -144,24 +122,14 @@ class EmailAccountHealth(models.Model):
 
         return check
 
-    def _prepare_check(self, timeout=None, end=None):
-        """The check job (see ``_check_job``), or None once its failure is stored.
-
-        A check fails before connecting when it has nothing to log in with:
-        a secret that this server's key cannot decrypt, a sign-in that the
-        provider will not renew.
-        """
-        try:
-            return self._check_job(timeout=timeout, end=end)
-        except UserError as exc:
-            failure = SmtpOutcome(ok=False, step=Step.AUTH, error=type(exc).__name__)
-            self._store_check_result(failure, note=exc.args[0])
-            return None
-
     def _queue_checks(self):
         """Have the accounts checked in the background; answer at once."""
         self.env["email.account.check"].sudo().create(
-            {"user_id": self.env.uid, "account_ids": [Command.set(self.ids)]}
+            {
+                "user_id": self.env.uid,
+                "account_ids": [Command.set(self.ids)],
+                "pending_account_ids": [Command.set(self.ids)],
+            }
         )
         self._mark_queued(self.env.user)
         self.env.ref("email_account.email_account_cron_run_checks").sudo()._trigger()
@@ -196,51 +164,37 @@ class EmailAccountHealth(models.Model):
         coming result answers this request too. An account locked by a check
         within another request is skipped the same way.
         """
-        if not self:
-            return
-        self.flush_model(["check_state", "check_requested_by"])
-        self.env.cr.execute(
-            SQL(
-                """
-                UPDATE email_account
-                   SET check_state = 'queued', check_requested_by = %s
-                 WHERE id IN (
-                        SELECT id FROM email_account
-                         WHERE id IN %s AND check_state = 'idle'
-                           FOR UPDATE SKIP LOCKED)
-                """,
-                requester.id or None,
-                tuple(self.ids),
-            )
+        idle = self.filtered(lambda account: account.check_state == "idle")
+        idle.try_lock_for_update().sudo().write(
+            {"check_state": "queued", "check_requested_by": requester.id}
         )
-        self.invalidate_model(["check_state", "check_requested_by"])
 
     @api.model
     def _cron_run_checks(self):
         """Run the checks that wait, as many at once as allowed.
 
-        One run takes at most a share of the cron worker's time limit (a
-        longer time-out is shortened to fit, and the result says so); each
-        result is stored and committed as soon as it is known. The job
-        triggers itself again while checks wait, rather than reporting
-        progress to the cron runner, which would run it again and again
-        within one round of the worker.
+        The job triggers itself again while checks wait, rather than
+        reporting progress to the cron runner, which would run it again and
+        again within one round of the worker.
         """
         auto_commit = not modules.module.current_test
         budget = self._check_budget()
         self._queue_forgotten_checks(budget)
-        accounts = self._claim_checks(auto_commit)
-        if accounts:
-            accounts._run_checks(budget, auto_commit)
-        cron = self.env.ref("email_account.email_account_cron_run_checks").sudo()
+        # Claim the accounts to check, committed before any network wait.
         everything = self.sudo().with_context(active_test=False)
+        queued = everything.search([("check_state", "=", "queued")], order="id")
+        accounts = queued.try_lock_for_update(limit=MAX_PARALLEL_CHECKS)
+        accounts.write(
+            {"check_state": "running", "check_started": fields.Datetime.now()}
+        )
+        if auto_commit:
+            self.env["ir.cron"]._commit_progress()
+        accounts._run_checks(budget, auto_commit)
+        cron = self.env.ref("email_account.email_account_cron_run_checks").sudo()
+        requests = self.env["email.account.check"].sudo()
         if everything.search_count([("check_state", "=", "queued")], limit=1):
             cron._trigger()
-        elif (
-            self.env["email.account.check"]
-            .sudo()
-            .search_count([("state", "=", "running")], limit=1)
-        ):
+        elif requests.search_count([("state", "=", "running")], limit=1):
             cron._trigger(fields.Datetime.now() + timedelta(minutes=1))
 
     @api.model
@@ -257,90 +211,41 @@ class EmailAccountHealth(models.Model):
     def _queue_forgotten_checks(self, budget):
         """Queue again what a killed run left, and what a request waits for."""
         stale = fields.Datetime.now() - timedelta(seconds=2 * budget + 60)
-        self.env.flush_all()
-        self.env.cr.execute(
-            SQL(
-                """
-                UPDATE email_account SET check_state = 'queued'
-                 WHERE check_state = 'running' AND check_started < %s
-                """,
-                stale,
-            )
-        )
-        self.invalidate_model(["check_state"])
-        requests = (
-            self.env["email.account.check"].sudo().search([("state", "=", "running")])
-        )
-        for request in requests:
-            if not request.pending_account_ids:  # its accounts were deleted
+        everything = self.sudo().with_context(active_test=False)
+        everything.search(
+            [("check_state", "=", "running"), ("check_started", "<", stale)]
+        ).write({"check_state": "queued"})
+        requests = self.env["email.account.check"].sudo()
+        for request in requests.search([("state", "=", "running")]):
+            if request.pending_account_ids:
+                request.pending_account_ids._mark_queued(request.user_id)
+            else:  # its accounts were deleted
                 request._send_summary()
-                continue
-            waiting = request.pending_account_ids.filtered(
-                lambda account: account.check_state == "idle"
-            )
-            waiting._mark_queued(request.user_id)
-
-    @api.model
-    def _claim_checks(self, auto_commit):
-        """Mark queued accounts as being checked, committed; return them."""
-        self.env.flush_all()
-        self.env.cr.execute(
-            SQL(
-                """
-                UPDATE email_account
-                   SET check_state = 'running',
-                       check_started = now() AT TIME ZONE 'UTC'
-                 WHERE id IN (
-                        SELECT id FROM email_account
-                         WHERE check_state = 'queued'
-                         ORDER BY id
-                         LIMIT %s
-                           FOR UPDATE SKIP LOCKED)
-                RETURNING id
-                """,
-                MAX_PARALLEL_CHECKS,
-            )
-        )
-        ids = [row[0] for row in self.env.cr.fetchall()]
-        self.invalidate_model(["check_state", "check_started"])
-        if auto_commit:
-            self.env["ir.cron"]._commit_progress()
-        return self.with_context(active_test=False).browse(sorted(ids))
 
     def _run_checks(self, budget, auto_commit):
-        """Check the accounts in parallel, each in its requester's name.
-
-        Sending, and following the message into the mailbox, run in one
-        thread an account; while the searches wait, their requesters see
-        how long they have waited.
-        """
+        """Check the accounts in parallel threads, each in its requester's name."""
         end = time.monotonic() + budget
-        jobs = {}
+        jobs = []
         for account in self:
             requester = account.check_requested_by
             acting = account.with_user(requester) if requester else account
             acting = acting.sudo().with_context(lang=acting.env.user.lang)
             shortened = budget if account.smtp_timeout > budget else None
-            job = acting._prepare_check(timeout=shortened, end=end)
-            if job:
-                jobs[acting] = (job, shortened)
+            if job := acting._prepare_check(timeout=shortened, end=end):
+                jobs.append((acting, shortened, job))
             elif auto_commit:
                 self.env["ir.cron"]._commit_progress(1)
-        if not jobs:
-            return
         # Seconds waited for each message being searched, set by the threads.
         searching = {}
-        with ThreadPoolExecutor(
-            max_workers=len(jobs), thread_name_prefix="email_account_check"
-        ) as pool:
+        with ThreadPoolExecutor(MAX_PARALLEL_CHECKS, "email_account_check") as pool:
             futures = {
                 pool.submit(
                     job,
                     lambda waited, _wait, _folder, acting=acting: searching.update(
                         {acting: waited}
                     ),
-                ): acting
-                for acting, (job, _shortened) in jobs.items()
+                ): (acting, shortened)
+                for acting, shortened, job in jobs
             }
             pending = set(futures)
             told = time.monotonic()
@@ -349,10 +254,9 @@ class EmailAccountHealth(models.Model):
                     pending, timeout=PROGRESS_INTERVAL, return_when=FIRST_COMPLETED
                 )
                 for future in done:
-                    acting = futures[future]
+                    acting, shortened = futures[future]
                     searching.pop(acting, None)
                     result, delivery = future.result()
-                    shortened = jobs[acting][1]
                     note = None
                     if shortened and not result.ok and result.hint == "timeout":
                         note = acting.env._(
@@ -427,13 +331,9 @@ class EmailAccountHealth(models.Model):
         activities = account.activity_ids.filtered(
             lambda activity: activity.activity_type_id == activity_type
         )
-        if result.ok:
-            if activities:
-                activities.action_feedback(
-                    feedback=self.env._("The account works again.")
-                )
-            return
-        if activities or previous_state != "ok":
+        if result.ok and activities:
+            activities.action_feedback(feedback=self.env._("The account works again."))
+        if result.ok or activities or previous_state != "ok":
             return
         for user in self._health_recipients():
             localized = account.with_context(lang=user.lang or "en_US")
@@ -460,30 +360,23 @@ class EmailAccountHealth(models.Model):
         self.ensure_one()
         account = self.sudo()
         previous_state = account.test_state
-        if result.ok:
-            if previous_state != "failed":
-                return
-            values = {
-                "test_state": "ok",
+        if result.ok and previous_state != "failed":
+            return
+        message = (
+            self.env._("A message was sent through this account: it works again.")
+            if result.ok
+            else self._describe_sending_failure(result)
+        )
+        account.write(
+            {
+                "test_state": "ok" if result.ok else "failed",
+                "test_date": fields.Datetime.now(),
+                "test_user_id": self.env.uid,
                 "test_step": result.step_label(translate=self.env._),
-                "test_message": self.env._(
-                    "A message was sent through this account: it works again."
-                ),
-                "test_transcript": False,
-                "test_certificate_fingerprint": False,
-            }
-        else:
-            values = {
-                "test_state": "failed",
-                "test_step": result.step_label(translate=self.env._),
-                "test_message": self._describe_sending_failure(result),
+                "test_message": message,
                 "test_transcript": result.transcript or False,
                 "test_certificate_fingerprint": result.certificate
                 and result.certificate.fingerprint,
             }
-        account.write(
-            {**values, "test_date": fields.Datetime.now(), "test_user_id": self.env.uid}
         )
         self._watch_health(result, previous_state)
-
-    # -- end of checks in the background and health watch -------------------

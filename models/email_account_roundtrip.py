@@ -6,16 +6,14 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import config
 
-from ..smtp_engine.roundtrip import (
-    DEFAULT_PORTS as IMAP_DEFAULT_PORTS,
-)
+from ..smtp_engine.roundtrip import DEFAULT_PORTS as IMAP_DEFAULT_PORTS
 from ..smtp_engine.roundtrip import (
     NO_VERDICTS,
     VERDICT_HINTS,
     ImapSettings,
     find_message,
 )
-from ..smtp_engine.trust_dns import PROBLEM, WARNING, sender_domain_report
+from ..smtp_engine.trust_dns import OK, PROBLEM, WARNING, sender_domain_report
 from .email_account import CONTROL_CHARS, is_valid_host
 
 # Option of the Odoo configuration file: the DNS server (address[:port]) to
@@ -27,18 +25,9 @@ MAX_ROUNDTRIP_WAIT = 300
 TRUST_METHODS = ("spf", "dkim", "dmarc")
 
 
-def guess_imap_host(smtp_host):
-    """The usual IMAP server of an SMTP server: smtp.x → imap.x, else the same."""
-    host = (smtp_host or "").strip()
-    if host.lower().startswith("smtp."):
-        return "imap." + host[5:]
-    return host
-
-
 class EmailAccountRoundTrip(models.Model):
     _inherit = "email.account"
 
-    # -- Round trip: the incoming side and the last delivery check ---------
     delivery_check = fields.Boolean(
         string="Check Delivery",
         tracking=True,
@@ -64,11 +53,7 @@ class EmailAccountRoundTrip(models.Model):
         help="Usually 993 with SSL/TLS, 143 with STARTTLS.",
     )
     imap_encryption = fields.Selection(
-        selection=[
-            ("none", "None"),
-            ("starttls", "STARTTLS"),
-            ("ssl", "SSL/TLS"),
-        ],
+        selection=[("none", "None"), ("starttls", "STARTTLS"), ("ssl", "SSL/TLS")],
         string="IMAP Security",
         default="ssl",
         required=True,
@@ -123,11 +108,7 @@ class EmailAccountRoundTrip(models.Model):
     trust_dkim = fields.Char(string="DKIM", copy=False, readonly=True)
     trust_dmarc = fields.Char(string="DMARC", copy=False, readonly=True)
     trust_level = fields.Selection(
-        selection=[
-            ("ok", "Trusted"),
-            ("warning", "Doubtful"),
-            ("problem", "At Risk"),
-        ],
+        selection=[("ok", "Trusted"), ("warning", "Doubtful"), ("problem", "At Risk")],
         string="Receivers' Trust",
         copy=False,
         readonly=True,
@@ -135,21 +116,20 @@ class EmailAccountRoundTrip(models.Model):
         "message and of what the sender domain publishes in DNS.",
     )
     trust_message = fields.Text(string="Trust Verdict", copy=False, readonly=True)
-    # -- end of round trip fields ------------------------------------------
-
-    # Round trip: the test message in the mailbox, and the receivers' trust
 
     @api.depends("imap_host", "smtp_host")
     def _compute_imap_host_used(self):
+        # The usual IMAP server of an SMTP server: smtp.x → imap.x, else the same.
         for account in self:
-            account.imap_host_used = account.imap_host or guess_imap_host(
-                account.smtp_host
-            )
+            host = (account.smtp_host or "").strip()
+            if host.lower().startswith("smtp."):
+                host = "imap." + host[5:]
+            account.imap_host_used = account.imap_host or host
 
     @api.constrains("imap_host", "imap_port", "roundtrip_wait")
     def _check_delivery_settings(self):
         for account in self:
-            host = account.imap_host or ""
+            host = account.imap_host
             if host and (CONTROL_CHARS.search(host) or not is_valid_host(host)):
                 raise ValidationError(
                     self.env._(
@@ -182,18 +162,21 @@ class EmailAccountRoundTrip(models.Model):
         if self.imap_port in IMAP_DEFAULT_PORTS.values():
             self.imap_port = IMAP_DEFAULT_PORTS[self.imap_encryption]
 
-    def _get_imap_settings(self):
-        """The engine's view of the account's mailbox, its password decrypted.
+    def _delivery_job(self, smtp):
+        """Following the test message into the mailbox, needing no cursor.
 
-        The IMAP login is the mailbox's user name and password. A pinned
-        SMTP certificate is pinned for IMAP too when both are the same host:
-        one self-hosted server usually serves both with one certificate.
+        ``smtp``: the account's SMTP settings, whose password logs in to the
+        mailbox too. The function runs in the check's thread once the server
+        accepted the message: it looks up the sender domain's SPF and DMARC
+        records while the message travels, then searches the mailbox until
+        the message arrives, the account's wait runs out or ``end`` comes.
         """
         self.ensure_one()
-        smtp = self._get_smtp_settings()
         host = (self.imap_host_used or "").strip()
+        # A pinned SMTP certificate is pinned for IMAP too on the same host:
+        # one self-hosted server usually serves both with one certificate.
         same_host = host.lower() == (self.smtp_host or "").strip().lower()
-        return ImapSettings(
+        settings = ImapSettings(
             host=host,
             port=self.imap_port,
             encryption=self.imap_encryption,
@@ -202,28 +185,13 @@ class EmailAccountRoundTrip(models.Model):
             pinned_certificate=smtp.pinned_certificate if same_host else "",
             cafile=smtp.cafile,
         )
-
-    def _delivery_job(self):
-        """Following the test message into the mailbox, needing no cursor.
-
-        The function is called in the check's thread once the server has
-        accepted the message, with the message's id, the time of the
-        acceptance (``time.monotonic()``), the latest time the search may
-        end (or None) and a progress callback for ``find_message``. While
-        the message travels, the sender domain's SPF and DMARC records are
-        looked up; then the mailbox is searched until the message arrives
-        or the account's wait runs out.
-        """
-        self.ensure_one()
-        settings = self._get_imap_settings()
         nameserver = config.get(DNS_SERVER_OPTION) or None
-        sender_email, smtp_host = self.sender_email, self.smtp_host
         wait, delete = self.roundtrip_wait, self.roundtrip_delete
 
         def follow(message_id, submitted, end, progress):
             report = sender_domain_report(
-                sender_email,
-                smtp_host,
+                smtp.sender_email,
+                smtp.host,
                 nameserver=nameserver,
                 timeout=min(wait / 2, 10),
             )
@@ -272,9 +240,7 @@ class EmailAccountRoundTrip(models.Model):
                 "trust_message": False,
             }
         found, report = delivery
-        verdicts = {
-            method: verdict.result for method, verdict in found.verdicts.items()
-        }
+        verdicts = {method: v.result for method, v in found.verdicts.items()}
         return {
             "roundtrip_state": found.state,
             "roundtrip_seconds": found.arrival or 0.0,
@@ -312,49 +278,42 @@ class EmailAccountRoundTrip(models.Model):
         _ = self.env._
         seconds = "%.1f" % (found.arrival or found.wait)
         if found.state == "inbox":
-            lines = [
-                _(
-                    "The test message arrived in the inbox %(seconds)s seconds "
-                    "after the server accepted it.",
-                    seconds=seconds,
-                )
-            ]
+            headline = _(
+                "The test message arrived in the inbox %(seconds)s seconds "
+                "after the server accepted it.",
+                seconds=seconds,
+            )
         elif found.state == "junk":
-            lines = [
-                _(
-                    "The test message arrived in the spam folder %(seconds)s "
-                    "seconds after the server accepted it: the receiving "
-                    "server does not trust it.",
-                    seconds=seconds,
-                )
-            ]
+            headline = _(
+                "The test message arrived in the spam folder %(seconds)s "
+                "seconds after the server accepted it: the receiving "
+                "server does not trust it.",
+                seconds=seconds,
+            )
         elif found.state == "not_found":
-            lines = [
-                _(
-                    "The test message was not found in the inbox or the spam "
-                    "folder within %(seconds)s seconds: the server accepted it "
-                    "but has not delivered it.",
-                    seconds=round(found.wait),
-                )
-            ]
-            if round(found.wait) < self.roundtrip_wait:
-                lines.append(
-                    _(
-                        "The search stopped there, the longest that a check in "
-                        "the background may take on this server (the account "
-                        "waits %(wait)s seconds).",
-                        wait=self.roundtrip_wait,
-                    )
-                )
+            headline = _(
+                "The test message was not found in the inbox or the spam "
+                "folder within %(seconds)s seconds: the server accepted it "
+                "but has not delivered it.",
+                seconds=round(found.wait),
+            )
         else:
-            lines = [
+            headline = _(
+                "The delivery could not be checked: the step “%(step)s” failed.",
+                step=found.step_label(translate=_),
+            )
+        lines = [headline]
+        if found.state == "not_found" and round(found.wait) < self.roundtrip_wait:
+            lines.append(
                 _(
-                    "The delivery could not be checked: the step “%(step)s” failed.",
-                    step=found.step_label(translate=_),
+                    "The search stopped there, the longest that a check in "
+                    "the background may take on this server (the account "
+                    "waits %(wait)s seconds).",
+                    wait=self.roundtrip_wait,
                 )
-            ]
-            if hint := found.hint_text(translate=_):
-                lines.append(hint)
+            )
+        elif not found.ok and (hint := found.hint_text(translate=_)):
+            lines.append(hint)
         if found.hops:
             lines.append(_("Route of the message, hop by hop:"))
             lines.extend(f"{number}. {hop}" for number, hop in enumerate(found.hops, 1))
@@ -375,20 +334,15 @@ class EmailAccountRoundTrip(models.Model):
                 if verdict is None:
                     lines.append(_("%(method)s: not reported", method=method.upper()))
                     continue
-                line = (
-                    _(
+                params = {"method": method.upper(), "result": verdict.result}
+                if verdict.reason:
+                    line = _(
                         "%(method)s: %(result)s (%(reason)s)",
-                        method=method.upper(),
-                        result=verdict.result,
+                        **params,
                         reason=verdict.reason,
                     )
-                    if verdict.reason
-                    else _(
-                        "%(method)s: %(result)s",
-                        method=method.upper(),
-                        result=verdict.result,
-                    )
-                )
+                else:
+                    line = _("%(method)s: %(result)s", **params)
                 hint = VERDICT_HINTS.get((method, verdict.result))
                 lines.append(f"{line} — {_(hint)}" if hint else line)
         lines.append(_("Sender domain %(domain)s:", domain=report.domain))
@@ -399,16 +353,13 @@ class EmailAccountRoundTrip(models.Model):
         levels = {report.level}
         if found.state == "junk":
             levels.add(PROBLEM)
-        for method, result in VERDICT_HINTS:
-            verdict = found.verdicts.get(method)
-            if verdict is not None and verdict.result == result:
-                levels.add(PROBLEM if result in ("fail", "permerror") else WARNING)
+        for method, verdict in found.verdicts.items():
+            if (method, verdict.result) in VERDICT_HINTS:
+                failed = verdict.result in ("fail", "permerror")
+                levels.add(PROBLEM if failed else WARNING)
         if found.folder and not found.verdicts:
             levels.add(WARNING)
-        for level in (PROBLEM, WARNING):
-            if level in levels:
-                return level
-        return "ok"
+        return next((level for level in (PROBLEM, WARNING) if level in levels), OK)
 
     def _delivery_summary(self):
         """Short translated verdict of the last delivery check, or "".
@@ -419,9 +370,8 @@ class EmailAccountRoundTrip(models.Model):
         self.ensure_one()
         if self.roundtrip_state == "untested":
             return ""
-        labels = dict(self._fields["roundtrip_state"]._description_selection(self.env))
-        parts = [labels[self.roundtrip_state]]
-        if self.trust_level:
-            trust = dict(self._fields["trust_level"]._description_selection(self.env))
-            parts.append(trust[self.trust_level])
-        return " · ".join(parts)
+        return " · ".join(
+            self._fields[name].convert_to_export(self[name], self)
+            for name in ("roundtrip_state", "trust_level")
+            if self[name]
+        )

@@ -20,27 +20,12 @@ RETRY_DELAYS = (5, 15, 60, 240, 720)
 # Within one send(): who may use which servers, asked once per sender.
 USABLE_MEMO_KEY = "email_account_usable_servers"
 # Failures without a server reply that mean "unreachable for now".
-TEMPORARY_HINTS = frozenset(
-    {"timeout", "connection_refused", "disconnected", "dns_failed"}
-)
-
-
-def is_temporary_failure(result):
-    """Whether sending may work later without anybody changing anything.
-
-    A 4xx reply says so by definition (RFC 5321), a 5xx reply says the
-    opposite; without a reply, an unreachable server is temporary and a
-    refused certificate or missing password is not.
-    """
-    if result.code and result.code > 0:
-        return 400 <= result.code < 500
-    return result.hint in TEMPORARY_HINTS
+TEMPORARY_HINTS = {"timeout", "connection_refused", "disconnected", "dns_failed"}
 
 
 class MailMail(models.Model):
     _inherit = "mail.mail"
 
-    # -- Retries: fields
     email_account_retry_count = fields.Integer(
         string="Automatic Retries",
         copy=False,
@@ -54,16 +39,11 @@ class MailMail(models.Model):
         readonly=True,
         index="btree_not_null",
     )
-    # -- end of retries: fields
 
     def _filter_mail_mail_servers(self, mail_servers):
-        memo = self.env.cr.cache.get(USABLE_MEMO_KEY)
-        if memo is None:
-            return self._email_account_filter_servers(
-                super()._filter_mail_mail_servers(mail_servers)
-            )
         # Core asks once per mail, with the same servers each time, and
         # both its rule and ours depend only on who created the messages.
+        memo = self.env.cr.cache.get(USABLE_MEMO_KEY, {})
         key = (
             frozenset(mail_servers.ids),
             frozenset(
@@ -103,14 +83,8 @@ class MailMail(models.Model):
             )
         )
         if refused:
-            refused.write(
-                {
-                    "state": "exception",
-                    "failure_reason": self.env._(
-                        "You may not send through this mail server."
-                    ),
-                }
-            )
+            reason = self.env._("You may not send through this mail server.")
+            refused.write({"state": "exception", "failure_reason": reason})
             refused._postprocess_sent_message(
                 success_pids=[], success_emails=[], failure_type="mail_smtp"
             )
@@ -171,8 +145,27 @@ class MailMail(models.Model):
     def _postprocess_sent_message(
         self, success_pids, success_emails, failure_reason=False, failure_type=None
     ):
-        if failure_type:
-            self._email_account_after_failure(failure_type)
+        """Name the failed step, and plan a new attempt if it may work later.
+
+        Core marks a whole batch as failed right after a failed connection
+        (``mail_smtp``), and one mail after a refused message; both failures
+        were recorded where they were raised (see ``ir_mail_server``).
+        """
+        failures = sending_failures(self.env) if failure_type else {}
+        connection = None
+        if failure_type == "mail_smtp":
+            connection = failures.pop(CONNECTION_FAILURE, None)
+        for mail in self.filtered(lambda mail: mail.state == "exception"):
+            if failure := connection or failures.pop(mail.message_id, None):
+                account_id, result = failure
+                account = self.env["email.account"].sudo().browse(account_id)
+                # Core's reason after a failed connection already is ours.
+                reason = (
+                    mail.failure_reason
+                    if connection
+                    else account._describe_sending_failure(result)
+                )
+                mail._email_account_plan_retry(result, reason)
         return super()._postprocess_sent_message(
             success_pids,
             success_emails,
@@ -180,41 +173,21 @@ class MailMail(models.Model):
             failure_type=failure_type,
         )
 
-    def _email_account_after_failure(self, failure_type):
-        """Name the failed step, and plan a new attempt if it may work later.
-
-        Core marks a whole batch as failed right after a failed connection
-        (``mail_smtp``), and one mail after a refused message; both failures
-        were recorded where they were raised (see ``ir_mail_server``).
-        """
-        failures = sending_failures(self.env)
-        connection = None
-        if failure_type == "mail_smtp":
-            connection = failures.pop(CONNECTION_FAILURE, None)
-        for mail in self.filtered(lambda mail: mail.state == "exception"):
-            failure = connection or failures.pop(mail.message_id, None)
-            if failure:
-                account_id, result = failure
-                account = self.env["email.account"].sudo().browse(account_id)
-                mail._email_account_plan_retry(account, result, reason=not connection)
-
-    def _email_account_plan_retry(self, account, result, reason):
-        """Plan the next attempt of this failed mail, or say why there is none.
-
-        ``reason``: replace core's technical failure reason by the account's
-        description of the failure (core's already is one after a failed
-        connection).
-        """
+    def _email_account_plan_retry(self, result, failure_reason):
+        """Plan the next attempt of this failed mail, or say why there is none."""
         self.ensure_one()
-        failure_reason = (
-            account.with_env(self.env).sudo()._describe_sending_failure(result)
-            if reason
-            else self.failure_reason
-        )
+        # Whether sending may work later without anybody changing anything:
+        # a 4xx reply says so by definition (RFC 5321), a 5xx reply says the
+        # opposite; without a reply, an unreachable server is temporary and
+        # a refused certificate or missing password is not.
+        if result.code and result.code > 0:
+            temporary = 400 <= result.code < 500
+        else:
+            temporary = result.hint in TEMPORARY_HINTS
         attempts = len(RETRY_DELAYS) + 1
         count = self.email_account_retry_count
         values = {"email_account_retry_date": False}
-        if is_temporary_failure(result) and count < len(RETRY_DELAYS):
+        if temporary and count < len(RETRY_DELAYS):
             when = fields.Datetime.now() + timedelta(minutes=RETRY_DELAYS[count])
             note = self.env._(
                 "This failure is temporary: Odoo sends the mail again at "
@@ -226,10 +199,9 @@ class MailMail(models.Model):
             values.update(
                 email_account_retry_count=count + 1, email_account_retry_date=when
             )
-            self.env.ref("email_account.email_account_cron_retry_mail").sudo()._trigger(
-                when
-            )
-        elif is_temporary_failure(result):
+            cron = self.env.ref("email_account.email_account_cron_retry_mail")
+            cron.sudo()._trigger(when)
+        elif temporary:
             note = self.env._(
                 "Odoo tried %(attempts)s times and stopped: send the mail again "
                 "once the server works.",
@@ -253,14 +225,10 @@ class MailMail(models.Model):
     @api.model
     def _cron_email_account_retry(self):
         """Put back in the queue the mail whose next attempt is due."""
+        now = fields.Datetime.now()
         due = self.sudo().search(
-            [
-                ("state", "=", "exception"),
-                ("email_account_retry_date", "<=", fields.Datetime.now()),
-            ]
+            [("state", "=", "exception"), ("email_account_retry_date", "<=", now)]
         )
         if due:
             due.write({"state": "outgoing", "email_account_retry_date": False})
             self.env.ref("mail.ir_cron_mail_scheduler_action").sudo()._trigger()
-
-    # -- end of retries
