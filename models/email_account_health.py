@@ -80,7 +80,18 @@ class EmailAccountHealth(models.Model):
         for this check's result instead of checking again.
         """
         self.ensure_one()
-        return self.check_state == "idle" and bool(self.try_lock_for_update())
+        return bool(self._lock_idle())
+
+    def _lock_idle(self):
+        """Lock the accounts of ``self`` that no check holds or waits for.
+
+        The state is read again once the row is locked: a check claimed and
+        committed since it was read must not be queued or run again.
+        """
+        idle = self.filtered(lambda account: account.check_state == "idle")
+        locked = idle.try_lock_for_update()
+        locked.invalidate_recordset(["check_state"])
+        return locked.filtered(lambda account: account.check_state == "idle")
 
     def _prepare_check(self, timeout=None, end=None):
         """This account's check as a function that needs no cursor, or None.
@@ -164,8 +175,7 @@ class EmailAccountHealth(models.Model):
         coming result answers this request too. An account locked by a check
         within another request is skipped the same way.
         """
-        idle = self.filtered(lambda account: account.check_state == "idle")
-        idle.try_lock_for_update().sudo().write(
+        self._lock_idle().sudo().write(
             {"check_state": "queued", "check_requested_by": requester.id}
         )
 
