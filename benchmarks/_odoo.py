@@ -171,3 +171,43 @@ def run_cron(env, cron_id):
     if isinstance(answer, dict) and answer.get("tag") == "display_exception":
         cause = answer["params"]["data"]
         raise SystemExit(f"the scheduled action failed: {cause.get('message')}")
+
+
+CHECK_ACTION = "email_account.email_account_action_check_settings"
+RUN_CHECKS = "email_account.email_account_cron_run_checks"
+
+
+def check_until_stored(bench, registry, ids):
+    """Check the accounts ``ids`` as a user does, until each result is stored.
+
+    The server action "Check Account Settings" runs as the administrator in
+    one committed transaction; then the scheduled action that runs the
+    checks, as the cron worker runs it, again until every account has a
+    result. Return ``(answered, finished, runs)``: when the request answered
+    and when the last result was stored (``time.perf_counter()``), and how
+    many runs of the scheduled action that took.
+    """
+    with bench.env(registry) as env:
+        action = env.ref(CHECK_ACTION).id
+        cron = env.ref(RUN_CHECKS).id
+    with bench.env(registry, context={"lang": "en_US"}) as env:
+        env["ir.actions.server"].browse(action).with_context(
+            active_model="email.account", active_ids=ids, active_id=ids[0]
+        ).run()
+    answered = time.perf_counter()
+    runs = 0
+    while True:
+        with bench.env(registry) as env:
+            done = env["email.account"].search_count(
+                [
+                    ("id", "in", ids),
+                    ("test_date", "!=", False),
+                    ("check_state", "=", "idle"),
+                ]
+            )
+            if done == len(ids):
+                return answered, time.perf_counter(), runs
+            if runs > 2 * len(ids):
+                raise SystemExit("the checks did not end")
+            run_cron(env, cron)
+            runs += 1

@@ -29,11 +29,9 @@ import threading
 import time
 
 from _common import fail_on_threads_left, running_threads
-from _odoo import OdooBench, run_cron, skip_without_odoo
+from _odoo import OdooBench, check_until_stored, skip_without_odoo
 from _servers import SlowServer
 
-CHECK_ACTION = "email_account.email_account_action_check_settings"
-RUN_CHECKS = "email_account.email_account_cron_run_checks"
 # The runner's own bookkeeping, not the checks' work.
 CRON_TABLES = {"ir_cron", "ir_cron_trigger", "ir_cron_progress"}
 LOCKS = """
@@ -123,33 +121,10 @@ def measure(bench, registry, server, ids):
         env.cr.execute(
             "UPDATE email_account SET test_date = NULL WHERE id IN %s", (tuple(ids),)
         )
-        action = env.ref(CHECK_ACTION).id
-        cron = env.ref(RUN_CHECKS).id
     seen = len(server.conversations)
     with LockSampler(registry.db_name) as sampler:
         started = time.perf_counter()
-        with bench.env(registry, context={"lang": "en_US"}) as env:
-            env["ir.actions.server"].browse(action).with_context(
-                active_model="email.account", active_ids=ids, active_id=ids[0]
-            ).run()
-        answered = time.perf_counter()
-        runs = 0
-        while True:
-            with bench.env(registry) as env:
-                done = env["email.account"].search_count(
-                    [
-                        ("id", "in", ids),
-                        ("test_date", "!=", False),
-                        ("check_state", "=", "idle"),
-                    ]
-                )
-                if done == len(ids):
-                    break
-                if runs > 2 * len(ids):
-                    raise SystemExit("the checks did not end")
-                run_cron(env, cron)
-                runs += 1
-        finished = time.perf_counter()
+        answered, finished, runs = check_until_stored(bench, registry, ids)
     conversations = server.conversations[seen:]
     if len(conversations) != len(ids):
         raise SystemExit(f"{len(conversations)} conversations for {len(ids)} accounts")

@@ -42,7 +42,7 @@ import tempfile
 import time
 
 from _common import fail_on_threads_left, running_threads
-from _odoo import OdooBench, run_cron, skip_without_odoo
+from _odoo import OdooBench, check_until_stored, skip_without_odoo
 
 from smtp_engine.tests.dns_server import LoopbackDnsServer
 from smtp_engine.tests.dovecot import (
@@ -52,8 +52,6 @@ from smtp_engine.tests.dovecot import (
 )
 from smtp_engine.tests.servers import make_test_certificates
 
-CHECK_ACTION = "email_account.email_account_action_check_settings"
-RUN_CHECKS = "email_account.email_account_cron_run_checks"
 MAILBOX = "bench@example.com"
 PASSWORD = "bench-Pa55word"
 DOMAIN = "roundtrip.test"
@@ -185,33 +183,10 @@ def measure(bench, registry, servers, ids, delay, folder="INBOX"):
             "WHERE id IN %s",
             (tuple(ids),),
         )
-        action = env.ref(CHECK_ACTION).id
-        cron = env.ref(RUN_CHECKS).id
     accepted = len(smtp.accepted)
     questions = len(dns.questions)
     started = time.perf_counter()
-    with bench.env(registry, context={"lang": "en_US"}) as env:
-        env["ir.actions.server"].browse(action).with_context(
-            active_model="email.account", active_ids=ids, active_id=ids[0]
-        ).run()
-    answered = time.perf_counter()
-    runs = 0
-    while True:
-        with bench.env(registry) as env:
-            done = env["email.account"].search_count(
-                [
-                    ("id", "in", ids),
-                    ("test_date", "!=", False),
-                    ("check_state", "=", "idle"),
-                ]
-            )
-            if done == len(ids):
-                break
-            if runs > 2 * len(ids):
-                raise SystemExit("the checks did not end")
-            run_cron(env, cron)
-            runs += 1
-    finished = time.perf_counter()
+    answered, finished, runs = check_until_stored(bench, registry, ids)
     with bench.env(registry) as env:
         accounts = env["email.account"].browse(ids)
         delivery_check = accounts[0].delivery_check
