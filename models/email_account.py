@@ -711,18 +711,7 @@ class EmailAccount(models.Model):
         message = self._describe_check_result(result)
         if note:
             message = f"{message}\n{note}"
-        self.sudo().write(
-            {
-                "test_state": "ok" if result.ok else "failed",
-                "test_date": fields.Datetime.now(),
-                "test_user_id": self.env.uid,
-                "test_step": result.step_label(translate=self.env._),
-                "test_message": message,
-                "test_transcript": result.transcript,
-                "test_certificate_fingerprint": result.certificate
-                and result.certificate.fingerprint,
-            }
-        )
+        self._write_status(result, message)
         self.message_post(
             body=plaintext2html("\n\n".join(self._check_story())),
             subject=self.env._("Account settings check"),
@@ -730,6 +719,21 @@ class EmailAccount(models.Model):
         )
         self._after_check(result, previous_state)
         self._tell_owner_of_check(result)
+
+    def _write_status(self, result, message):
+        """Store ``result`` as the account's status, told by ``message``."""
+        self.sudo().write(
+            {
+                "test_state": "ok" if result.ok else "failed",
+                "test_date": fields.Datetime.now(),
+                "test_user_id": self.env.uid,
+                "test_step": result.step_label(translate=self.env._),
+                "test_message": message,
+                "test_transcript": result.transcript or False,
+                "test_certificate_fingerprint": result.certificate
+                and result.certificate.fingerprint,
+            }
+        )
 
     def _check_story(self):
         """The texts that tell the last check of the account, in order."""

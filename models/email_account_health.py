@@ -368,25 +368,13 @@ class EmailAccountHealth(models.Model):
         after a failure (storing every success would cost a write a mail).
         """
         self.ensure_one()
-        account = self.sudo()
-        previous_state = account.test_state
+        previous_state = self.sudo().test_state
         if result.ok and previous_state != "failed":
             return
-        message = (
+        self._write_status(
+            result,
             self.env._("A message was sent through this account: it works again.")
             if result.ok
-            else self._describe_sending_failure(result)
-        )
-        account.write(
-            {
-                "test_state": "ok" if result.ok else "failed",
-                "test_date": fields.Datetime.now(),
-                "test_user_id": self.env.uid,
-                "test_step": result.step_label(translate=self.env._),
-                "test_message": message,
-                "test_transcript": result.transcript or False,
-                "test_certificate_fingerprint": result.certificate
-                and result.certificate.fingerprint,
-            }
+            else self._describe_sending_failure(result),
         )
         self._watch_health(result, previous_state)
