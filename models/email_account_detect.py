@@ -1,5 +1,7 @@
 """Setting an account up from its sender address."""
 
+import logging
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import config, single_email_re
@@ -14,6 +16,8 @@ from ..smtp_engine.detect import (
 )
 from ..smtp_engine.trust_dns import nameserver_resolver
 from .email_account import CA_FILE_OPTION, DEFAULT_TIMEOUT
+
+_logger = logging.getLogger(__name__)
 
 
 def _settings_key(host, port, encryption):
@@ -110,7 +114,7 @@ class EmailAccountDetect(models.Model):
     def _detect_settings(self):
         self.check_access("write" if self.id else "create")
         try:
-            return detect_settings(
+            detection = detect_settings(
                 self.sender_email or "",
                 float(self.smtp_timeout or DEFAULT_TIMEOUT),
                 self._detect_options(),
@@ -123,6 +127,14 @@ class EmailAccountDetect(models.Model):
                     "domain."
                 )
             ) from exc
+        # What was tried, for the administrator who wonders why.
+        _logger.info(
+            "Settings detection for %s, %.1f s: %s",
+            detection.domain,
+            detection.elapsed,
+            "; ".join(detection.log),
+        )
+        return detection
 
     def _detected_values(self, detection):
         """The field values that apply ``detection`` to the account."""

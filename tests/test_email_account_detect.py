@@ -5,6 +5,8 @@ name resolves there), a loopback HTTP server (configuration files and the
 ISP database) and loopback SMTP servers (the probe): nothing else is asked.
 """
 
+import logging
+
 from odoo.exceptions import AccessError
 from odoo.tests import Form, tagged
 
@@ -206,9 +208,15 @@ class TestEmailAccountDetect(EmailAccountCase):
             self.account_values(sender_email="sales@nowhere.test")
         )
 
-        action = account.with_user(self.manager).action_detect_settings()
+        with self.assertLogs(
+            "odoo.addons.email_account.models.email_account_detect", logging.INFO
+        ) as logged:
+            action = account.with_user(self.manager).action_detect_settings()
 
         self.assertEqual(action["params"]["type"], "warning")
+        # The server log says what was tried.
+        self.assertIn("Settings detection for nowhere.test", logged.output[-1])
+        self.assertIn("srv: nothing", logged.output[-1])
         self.assertIn(
             "No settings were found for nowhere.test", account.smtp_detected_note
         )
