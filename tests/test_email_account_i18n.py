@@ -181,13 +181,19 @@ class TestEmailAccountI18n(TransactionCase):
             form.xpath("//field[@name='smtp_host']")[0].get("placeholder"),
             "π.χ. smtp.example.com",
         )
-        self.assertIn("δευτερόλεπτα", form.xpath("//div[@class='o_row']/span")[0].text)
+        self.assertIn(
+            "δευτερόλεπτα",
+            form.xpath("//field[@name='smtp_timeout']/following-sibling::span")[0].text,
+        )
 
     def test_form_in_english(self):
         form = self.get_archs("en_US")["form"]
         button = form.xpath("//button[@name='action_send_test_message']")[0]
         self.assertEqual(button.get("string"), "Check Account Settings ...")
-        self.assertEqual(form.xpath("//div[@class='o_row']/span")[0].text, "seconds")
+        self.assertEqual(
+            form.xpath("//field[@name='smtp_timeout']/following-sibling::span")[0].text,
+            "seconds",
+        )
 
     def test_every_view_text_is_greek(self):
         archs_el, archs_en = self.get_archs("el_GR"), self.get_archs("en_US")
