@@ -1,10 +1,11 @@
-"""What both benchmark scripts need before and after their run.
+"""What the benchmark scripts share: the order of their cases, medians, threads.
 
 Importing this module puts the repository root on ``sys.path``: the root is
 the Odoo addon, whose ``__init__.py`` imports Odoo, so the scripts import the
 engine as the top-level package ``smtp_engine`` instead.
 """
 
+import statistics
 import sys
 import threading
 import time
@@ -25,3 +26,14 @@ def fail_on_threads_left(before, wait=2.0):
         time.sleep(0.02)
     if left:
         raise SystemExit(f"threads left running: {sorted(t.name for t in left)}")
+
+
+def turned(cases, round_):
+    """``cases`` in the order of round ``round_``: turned by one each round,
+    so that a drift of the machine falls on all cases alike."""
+    shift = round_ % len(cases)
+    return cases[shift:] + cases[:shift]
+
+
+def median(samples, key):
+    return statistics.median(sample[key] for sample in samples)

@@ -23,12 +23,11 @@ row locks on: the database work should be outside the network wait.
 """
 
 import argparse
-import statistics
 import sys
 import threading
 import time
 
-from _common import fail_on_threads_left, running_threads
+from _common import fail_on_threads_left, median, running_threads, turned
 from _odoo import OdooBench, check_until_stored, skip_without_odoo
 from _servers import SlowServer
 
@@ -166,19 +165,12 @@ def main(argv=None):
         cases.append(("1 (background)", [slow]))
         cases += [(str(n), quick[:n]) for n in counts if n > 1]
         for round_ in range(args.repeat):
-            # Turn the order from one round to the next, so that drift of
-            # the machine falls on all cases alike.
-            shift = round_ % len(cases)
-            for name, ids in cases[shift:] + cases[:shift]:
+            for name, ids in turned(cases, round_):
                 rows.setdefault(name, []).append(measure(bench, registry, server, ids))
     fail_on_threads_left(threads_before)
     report(rows, args)
     print(f"\nwhole run: {time.perf_counter() - overall:.0f} s")
     return 0
-
-
-def median(samples, key):
-    return statistics.median(sample[key] for sample in samples)
 
 
 def report(rows, args):

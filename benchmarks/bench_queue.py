@@ -37,7 +37,7 @@ import statistics
 import sys
 import time
 
-from _common import fail_on_threads_left, running_threads
+from _common import fail_on_threads_left, running_threads, turned
 from _odoo import OdooBench, run_cron, skip_without_odoo
 
 from smtp_engine.tests.servers import LoopbackSmtpServer
@@ -171,8 +171,7 @@ def main(argv=None):
         }
         names = list(cases)
         for round_ in range(args.repeat):
-            shift = round_ % len(names)
-            for name in names[shift:] + names[:shift]:
+            for name in turned(names, round_):
                 database, senders = cases[name]
                 queue_mails(bench, registries[database], senders)
                 seconds = run_queue(bench, registries[database], server, len(senders))

@@ -36,12 +36,11 @@ Where Dovecot, aiosmtpd or dnslib is missing it says so and exits with 0.
 """
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
 
-from _common import fail_on_threads_left, running_threads
+from _common import fail_on_threads_left, median, running_threads, turned
 from _odoo import OdooBench, check_until_stored, skip_without_odoo
 
 from smtp_engine.tests.dns_server import LoopbackDnsServer
@@ -291,11 +290,8 @@ def main(argv=None):
             for round_ in range(args.repeat):
                 # The two quick cases differ by less than the machine's
                 # noise: they are measured --pairs times a round, in turns.
-                # The order turns from one round to the next, so that drift
-                # of the machine falls on all cases alike.
                 cases = quick * args.pairs + held
-                shift = round_ % len(cases)
-                for name, ids, *server in cases[shift:] + cases[:shift]:
+                for name, ids, *server in turned(cases, round_):
                     rows.setdefault(name, []).append(
                         measure(bench, registry, servers, ids, *server)
                     )
@@ -303,10 +299,6 @@ def main(argv=None):
     report(rows, args)
     print(f"\nwhole run: {time.perf_counter() - overall:.0f} s")
     return 0
-
-
-def median(samples, key):
-    return statistics.median(sample[key] for sample in samples)
 
 
 def report(rows, args):
