@@ -5,6 +5,7 @@ the Odoo addon, whose ``__init__.py`` imports Odoo, so the scripts import the
 engine as the top-level package ``smtp_engine`` instead.
 """
 
+import contextlib
 import statistics
 import sys
 import threading
@@ -26,6 +27,27 @@ def fail_on_threads_left(before, wait=2.0):
         time.sleep(0.02)
     if left:
         raise SystemExit(f"threads left running: {sorted(t.name for t in left)}")
+
+
+@contextlib.contextmanager
+def whole_run():
+    """Print how long the run took, and fail it if it left threads running."""
+    threads_before = running_threads()
+    started = time.perf_counter()
+    yield
+    fail_on_threads_left(threads_before)
+    print(f"\nwhole run: {time.perf_counter() - started:.0f} s")
+
+
+def print_header(header):
+    """Print a Markdown table's header row and the rule under it."""
+    print(header)
+    print("|" + "|".join("-" * len(part) for part in header.split("|")[1:-1]) + "|")
+
+
+def spread(values, digits=2):
+    """The smallest and largest of ``values``, as ``min-max``."""
+    return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
 
 
 def turned(cases, round_):

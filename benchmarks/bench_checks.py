@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 
-from _common import fail_on_threads_left, median, running_threads, turned
+from _common import median, print_header, spread, turned, whole_run
 from _odoo import OdooBench, check_until_stored, skip_without_odoo
 from _servers import SlowServer
 
@@ -147,10 +147,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     counts = [int(n) for n in args.counts.split(",")]
     skip_without_odoo("bench_checks")
-    threads_before = running_threads()
-    overall = time.perf_counter()
     rows = {}
     with (
+        whole_run(),
         OdooBench("email_account_bench_checks") as bench,
         SlowServer(delay=args.delay) as server,
     ):
@@ -167,9 +166,7 @@ def main(argv=None):
         for round_ in range(args.repeat):
             for name, ids in turned(cases, round_):
                 rows.setdefault(name, []).append(measure(bench, registry, server, ids))
-    fail_on_threads_left(threads_before)
-    report(rows, args)
-    print(f"\nwhole run: {time.perf_counter() - overall:.0f} s")
+        report(rows, args)
     return 0
 
 
@@ -187,15 +184,13 @@ def report(rows, args):
         f"| {'before':>6} | {'network':>7} | {'after':>6} | {'longest':>7} "
         f"| {'vs 1 (req.)':>11} | {'vs 1 (bg)':>9} | locked while waiting |"
     )
-    print(header)
-    print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
+    print_header(header)
     for name, samples in rows.items():
         total = median(samples, "total")
-        spread = f"{min(s['total'] for s in samples):.2f}-"
-        spread += f"{max(s['total'] for s in samples):.2f}"
+        span = spread([sample["total"] for sample in samples])
         locked = set().union(*(s["locked"] for s in samples))
         print(
-            f"| {name:22} | {total:6.2f} | {spread:>11} "
+            f"| {name:22} | {total:6.2f} | {span:>11} "
             f"| {median(samples, 'request'):7.2f} | {median(samples, 'before'):6.2f} "
             f"| {median(samples, 'network'):7.2f} | {median(samples, 'after'):6.2f} "
             f"| {median(samples, 'longest'):7.2f} "

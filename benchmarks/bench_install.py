@@ -23,8 +23,8 @@ are the addon's time over the time of ``mail`` on a new database, and over
 import argparse
 import statistics
 import sys
-import time
 
+from _common import print_header, spread, whole_run
 from _odoo import OdooBench, skip_without_odoo
 
 DEPENDENCIES = "microsoft_outlook,google_gmail"
@@ -62,14 +62,12 @@ def one_round(bench, round_):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     skip_without_odoo("bench_install")
-    overall = time.perf_counter()
     rows = {}
-    with OdooBench("email_account_bench_install") as bench:
+    with whole_run(), OdooBench("email_account_bench_install") as bench:
         for round_ in range(args.repeat):
             for name, seconds in one_round(bench, round_).items():
                 rows.setdefault(name, []).append(seconds)
-    report(rows, args)
-    print(f"\nwhole run: {time.perf_counter() - overall:.0f} s")
+        report(rows, args)
     return 0
 
 
@@ -80,13 +78,11 @@ def report(rows, args):
         f"| {'install':20} | {'median s':>8} | {'min-max s':>11} "
         f"| {'vs mail, new db':>15} | {'vs mail on base':>15} |"
     )
-    print(header)
-    print("|" + "|".join("-" * len(part) for part in header.split("|")[1:-1]) + "|")
+    print_header(header)
     for name, times in rows.items():
         median = medians[name]
-        spread = f"{min(times):.1f}-{max(times):.1f}"
         print(
-            f"| {name:20} | {median:8.1f} | {spread:>11} "
+            f"| {name:20} | {median:8.1f} | {spread(times, 1):>11} "
             f"| {median / medians['mail, new database']:14.2f}x "
             f"| {median / medians['mail on base']:14.2f}x |"
         )

@@ -37,7 +37,7 @@ import statistics
 import sys
 import time
 
-from _common import fail_on_threads_left, running_threads, turned
+from _common import print_header, spread, turned, whole_run
 from _odoo import OdooBench, run_cron, skip_without_odoo
 
 from smtp_engine.tests.servers import LoopbackSmtpServer
@@ -138,10 +138,9 @@ def run_queue(bench, registry, server, count):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     skip_without_odoo("bench_queue")
-    threads_before = running_threads()
-    overall = time.perf_counter()
     results = {}
     with (
+        whole_run(),
         OdooBench("email_account_bench_queue") as bench,
         LoopbackSmtpServer() as server,
     ):
@@ -176,9 +175,7 @@ def main(argv=None):
                 queue_mails(bench, registries[database], senders)
                 seconds = run_queue(bench, registries[database], server, len(senders))
                 results.setdefault(name, []).append(seconds)
-    fail_on_threads_left(threads_before)
-    report(results, args)
-    print(f"\nwhole run: {time.perf_counter() - overall:.0f} s")
+        report(results, args)
     return 0
 
 
@@ -200,16 +197,14 @@ def report(results, args):
         f"| {'case':30} | {'median s':>8} | {'min-max s':>11} "
         f"| {'ms a mail':>9} | {'ratio':>6} |"
     )
-    print(header)
-    print("|" + "|".join("-" * len(part) for part in header.split("|")[1:-1]) + "|")
+    print_header(header)
     ratios = {}
     for name, times in results.items():
         median = statistics.median(times)
         baseline = statistics.median(results[BASELINES[name]])
         ratios[name] = median / baseline
-        spread = f"{min(times):.2f}-{max(times):.2f}"
         print(
-            f"| {name:30} | {median:8.2f} | {spread:>11} "
+            f"| {name:30} | {median:8.2f} | {spread(times):>11} "
             f"| {1000 * median / args.mails:9.2f} | {median / baseline:5.2f}x |"
         )
     worst = max(ratios.values())

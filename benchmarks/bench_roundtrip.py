@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 
-from _common import fail_on_threads_left, median, running_threads, turned
+from _common import median, print_header, spread, turned, whole_run
 from _odoo import OdooBench, check_until_stored, skip_without_odoo
 
 from smtp_engine.tests.dns_server import LoopbackDnsServer
@@ -243,10 +243,9 @@ def main(argv=None):
         return 0
     if not 0 <= args.delay < args.wait - 1:
         raise SystemExit("--delay must be shorter than --wait")
-    threads_before = running_threads()
-    overall = time.perf_counter()
     rows = {}
     with (
+        whole_run(),
         tempfile.TemporaryDirectory(prefix="bench_roundtrip_certs_") as certs_dir,
         OdooBench("email_account_bench_roundtrip") as bench,
     ):
@@ -295,9 +294,7 @@ def main(argv=None):
                     rows.setdefault(name, []).append(
                         measure(bench, registry, servers, ids, *server)
                     )
-    fail_on_threads_left(threads_before)
-    report(rows, args)
-    print(f"\nwhole run: {time.perf_counter() - overall:.0f} s")
+        report(rows, args)
     return 0
 
 
@@ -316,19 +313,17 @@ def report(rows, args):
         f"| {'min-max':>11} | {'request':>7} | {'accepted':>8} | {'found':>5} "
         f"| {'stored':>6} |"
     )
-    print(header)
-    print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
+    print_header(header)
     for name, samples in rows.items():
         total = median(samples, "total")
-        spread = f"{min(s['total'] for s in samples):.2f}-"
-        spread += f"{max(s['total'] for s in samples):.2f}"
+        span = spread([sample["total"] for sample in samples])
         found = (
             "-" if samples[0]["found"] is None else f"{median(samples, 'found'):.2f}"
         )
         delay = f"{samples[0]['delay']:g}" if samples[0]["filed"] else "never"
         print(
             f"| {name:24} | {delay:>5} | {len(samples):4} | {total:6.2f} "
-            f"| {spread:>11} | {median(samples, 'request'):7.2f} "
+            f"| {span:>11} | {median(samples, 'request'):7.2f} "
             f"| {median(samples, 'accepted'):8.2f} | {found:>5} "
             f"| {median(samples, 'stored'):6.2f} |"
         )

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 
-from _common import fail_on_threads_left, running_threads
+from _common import print_header, whole_run
 from _odoo import OdooBench, run_cron, skip_without_odoo
 
 from smtp_engine.tests.servers import SilentServer, TricklingServer
@@ -122,14 +122,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     timeouts = [int(t) for t in args.timeouts.split(",")]
     skip_without_odoo("bench_sending_deadline")
-    threads_before = running_threads()
-    overall = time.perf_counter()
     servers = {
         "silent": SilentServer,
         "slow drip": lambda: TricklingServer(interval=args.interval),
     }
     rows = []
-    with OdooBench("email_account_bench_deadline") as bench:
+    with whole_run(), OdooBench("email_account_bench_deadline") as bench:
         database = bench.name("db")
         bench.install(database, "email_account")
         registry = bench.registry(database)
@@ -168,9 +166,7 @@ def main(argv=None):
                     times.append(seconds)
                     capped = capped or stopped
                 rows.append((server_name, client, timeout, times, capped, outcome))
-    fail_on_threads_left(threads_before)
-    report(rows, args)
-    print(f"\nwhole run: {time.perf_counter() - overall:.0f} s")
+        report(rows, args)
     return 0
 
 
@@ -184,8 +180,7 @@ def report(rows, args):
         f"| {'server':9} | {'client':18} | {'runs':>4} | {'median s':>8} "
         f"| {'max s':>7} | {'in time':7} | {'vs core':>7} | mail after the run |"
     )
-    print(header)
-    print("|" + "|".join("-" * len(part) for part in header.split("|")[1:-1]) + "|")
+    print_header(header)
     core = {
         server: (statistics.median(times), capped)
         for server, _c, timeout, times, capped, _o in rows
