@@ -1,12 +1,4 @@
-"""E-mail accounts: a sender identity with its own SMTP settings.
-
-An account is what the original form called an "e-mail provider / account":
-who the mail comes from (sender name and address) and how it leaves (SMTP
-host, port, security, timeout and credentials). The SMTP dialogue itself is
-done by the Odoo-free ``smtp_engine`` package; this model stores the settings,
-keeps the passwords encrypted (see ``tools.secret_box``), runs the engine and
-translates what it reports.
-"""
+"""E-mail accounts: a sender identity with its own SMTP settings."""
 
 import contextlib
 import ipaddress
@@ -104,7 +96,6 @@ class EmailAccount(models.Model):
     _order = "name, id"
     _check_company_auto = True
 
-    # Account
     name = fields.Char(
         string="Account Name",
         required=True,
@@ -126,7 +117,6 @@ class EmailAccount(models.Model):
         compute="_compute_password_set",
         string="Password Stored",
     )
-    # Sender
     sender_name = fields.Char(
         tracking=True,
         help="The name recipients see as the sender of messages from this account.",
@@ -138,7 +128,6 @@ class EmailAccount(models.Model):
         help="The address of this account. Messages from this address leave "
         "through this account, and the test message is sent to it.",
     )
-    # Server
     smtp_host = fields.Char(
         string="SMTP Server",
         required=True,
@@ -186,7 +175,6 @@ class EmailAccount(models.Model):
         "self-signed certificate, for example). Set it from a failed check "
         "with “Trust This Certificate”; any other certificate is refused.",
     )
-    # Authentication
     smtp_auth_required = fields.Boolean(
         string="Server Requires Authentication",
         tracking=True,
@@ -221,7 +209,6 @@ class EmailAccount(models.Model):
         help="Leave empty to share the account between all companies.",
     )
     active = fields.Boolean(default=True, tracking=True)
-    # Who may send through the account (see _usable_by)
     allowed_senders = fields.Selection(
         selection=[
             ("account_users", "Email Accounts users"),
@@ -258,7 +245,6 @@ class EmailAccount(models.Model):
         "messages of this account. It follows the account: change the "
         "account, not the server.",
     )
-    # Last test
     test_state = fields.Selection(
         selection=[
             ("untested", "Untested"),
@@ -509,13 +495,11 @@ class EmailAccount(models.Model):
         return vals_list
 
     def action_remove_password(self):
-        """Forget the stored password of the mailbox."""
         self._forget_secrets(
             ["password_token"], self.env._("The stored password was removed.")
         )
 
     def action_remove_smtp_password(self):
-        """Forget the stored separate password."""
         self._forget_secrets(
             ["smtp_password_token"],
             self.env._("The stored separate password was removed."),
@@ -534,10 +518,8 @@ class EmailAccount(models.Model):
             account.smtp_pinned_certificate = account.test_certificate_fingerprint
 
     def _forget_secrets(self, columns, note, cleared=()):
-        """Empty the stored ``columns``, and ``cleared``, and say so in ``note``.
-
-        Only the accounts that store any of ``columns`` change and get the note.
-        """
+        """Empty ``columns`` and ``cleared`` where any of ``columns`` is
+        stored, and post ``note`` there."""
         self.check_access("write")
         for account in self:
             stored = account.sudo()
@@ -560,12 +542,9 @@ class EmailAccount(models.Model):
     def action_send_test_message(self):
         """Send a real message from each account to its own address.
 
-        One account whose time-out is short is checked within the request,
-        which answers with the result. Anything that could take longer runs
-        in the background (``_cron_run_checks``): the request answers at
-        once, and the result arrives on the bus. An account already waiting
-        for a check, or being checked, is not checked twice: the request
-        waits for that check's result.
+        One account with a short time-out is checked within the request;
+        anything longer runs in the background and reports on the bus. An
+        account already queued or being checked is not checked twice.
         """
         self.check_access("write")
         if len(self) == 1 and self._can_check_inline() and self._lock_for_check():
@@ -597,13 +576,11 @@ class EmailAccount(models.Model):
             sender_name=self.sender_name or "",
             sender_email=self.sender_email,
             pinned_certificate=self.smtp_pinned_certificate or "",
-            # Servers with certificates of a private CA: trust that CA too.
             cafile=config.get(CA_FILE_OPTION) or None,
         )
         return self._with_oauth_token(settings)
 
     def _secret_key_user_error(self, error):
-        """The translated ``UserError`` for a ``secret_box.SecretKeyError``."""
         places = {
             "option": secret_box.KEY_OPTION,
             "variable": secret_box.KEY_ENVIRON,
@@ -721,7 +698,6 @@ class EmailAccount(models.Model):
         self._tell_owner_of_check(result)
 
     def _write_status(self, result, message):
-        """Store ``result`` as the account's status, told by ``message``."""
         self.sudo().write(
             {
                 "test_state": "ok" if result.ok else "failed",
@@ -741,7 +717,6 @@ class EmailAccount(models.Model):
         return [self.test_message]
 
     def _check_notification(self):
-        """The notification that sums up the stored results of ``self``."""
         failed = self.filtered(lambda account: account.test_state != "ok")
         if len(self) == 1:
             title = (
@@ -776,14 +751,10 @@ class EmailAccount(models.Model):
             },
         }
 
-    # Outgoing mail server: the account's place in Odoo's mail stack
-
     def _mail_server_values(self):
-        """Everything the account's server shows, as the account says it.
+        """What the account's server shows; it refuses any other value.
 
-        The one mapping between the two: the server refuses any other value
-        (see ``ir.mail_server._check_account_values``). The connection
-        itself never reads the server: it uses the account's settings.
+        Only for display and routing: connections use the account's settings.
         """
         self.ensure_one()
         login = (self.smtp_login or self.username) if self.smtp_auth_required else ""
@@ -798,7 +769,6 @@ class EmailAccount(models.Model):
         }
 
     def _sync_mail_server(self):
-        """Create the outgoing mail server of each account, or bring it up to date."""
         servers = self.env["ir.mail_server"].sudo().with_context(active_test=False)
         for account in self.sudo():
             server = account.mail_server_id
@@ -814,13 +784,8 @@ class EmailAccount(models.Model):
     def _usable_by(self, user):
         """The accounts of ``self`` that ``user`` may send through.
 
-        ``user`` is the person responsible for a message; the superuser, or
-        an empty ``res.users``, stands for Odoo's own system mail. The rule:
-        the account belongs to none or one of the user's companies, and the
-        user is a member of Email Accounts / User, or an internal user when
-        the account allows all of them. System mail goes only through the
-        accounts that allow it. A personal account is its owner's alone,
-        while personal accounts are allowed (see ``_personal_accounts_allowed``).
+        The superuser or an empty ``user`` stands for Odoo's system mail,
+        which goes only through the accounts that allow it.
         """
         accounts = self.sudo()
         if not user or user._is_superuser():
@@ -848,10 +813,8 @@ class EmailAccount(models.Model):
     def _set_message_sender(self, message):
         """Make ``message`` (an ``EmailMessage``) leave as this account.
 
-        A From with the account's address and no name of its own gets the
-        sender name. Another address is replaced by the account's sender and
-        becomes the Reply-To if the message has none, so that replies still
-        reach whoever wrote it.
+        Another From becomes the Reply-To if there is none, so that replies
+        still reach whoever wrote the message.
         """
         self.ensure_one()
         pairs = email_split_tuples(message["From"] or "")
@@ -867,7 +830,6 @@ class EmailAccount(models.Model):
             message["From"] = self._get_formatted_sender()
 
     def _describe_sending_failure(self, result):
-        """Translated reason why the engine could not connect for sending."""
         self.ensure_one()
         return self._describe_failure(
             result,
@@ -879,25 +841,17 @@ class EmailAccount(models.Model):
             ),
         )
 
-    # Sending API
-    #
-    # For other modules: every message Odoo sends from an account's address
-    # already leaves through the account; these methods are for code that
-    # needs to choose an account or send a message it built itself.
+    # Sending API, for code that chooses an account or sends a message it
+    # built itself (mail from an account's address already goes through it).
 
     @api.model
     def _find_account(self, email_from=None, company=None, user=None):
-        """Return the account to send with, or an empty recordset.
+        """Return the account to send with, in the caller's environment.
 
-        :param str email_from: the sender address, plain or formatted
-            (``"Name" <address>``); when omitted and ``user`` is given, the
-            user's own address; when both are omitted, any address
-        :param company: a ``res.company``: only its accounts and the shared
-            ones
-        :param user: a ``res.users``: only the accounts the user may send
-            through (see ``_usable_by``)
-        :return: one active account, an account of a company before a shared
-            one, in the usual order otherwise; in the caller's environment
+        ``email_from`` defaults to ``user``'s address, else any address;
+        ``company`` keeps its accounts and the shared ones, preferring its
+        own; ``user`` keeps the accounts they may send through. An empty
+        recordset when no active account fits.
         """
         if not email_from and user:
             email_from = user.email
@@ -921,15 +875,11 @@ class EmailAccount(models.Model):
         return formataddr((self.sender_name or "", self.sender_email))
 
     def _send_email_message(self, message):
-        """Send a prepared ``email.message.EmailMessage`` through this account.
+        """Send a prepared ``EmailMessage`` to its To, Cc and Bcc.
 
-        The recipients are taken from To, Cc and Bcc. The message leaves as
-        the account (see ``_set_message_sender``); a missing From and
-        Message-Id are added. Errors are those of
-        ``ir.mail_server.send_email``: ``UserError`` when the connection
-        fails, ``MailDeliveryException`` when the message is refused.
-
-        :return: the Message-Id of the message
+        Return its Message-Id. Raise like ``ir.mail_server.send_email``:
+        ``UserError`` if the connection fails, ``MailDeliveryException`` if
+        the message is refused.
         """
         self.ensure_one()
         self.check_access("read")
