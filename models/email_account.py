@@ -2,7 +2,6 @@
 
 import contextlib
 import ipaddress
-import logging
 import re
 from datetime import timezone
 from email.utils import make_msgid
@@ -23,8 +22,6 @@ from odoo.tools.mail import email_split_tuples
 from ..smtp_engine import SmtpSettings
 from ..smtp_engine.certificate import format_fingerprint, normalize_pin
 from ..tools import secret_box
-
-_logger = logging.getLogger(__name__)
 
 # Option of the Odoo configuration file: a PEM bundle of extra certificate
 # authorities to trust, for SMTP servers with certificates of a private CA.
