@@ -46,10 +46,7 @@ TEXT_FIELDS = (
 # A secret's column: encrypted at rest (see tools.secret_box), readable only
 # by administrators, never copied, never read along with other fields.
 TOKEN_COLUMN = {"groups": "base.group_system", "copy": False, "prefetch": False}
-SECRET_FIELDS = {
-    "password": "password_token",
-    "smtp_password": "smtp_password_token",
-}
+SECRET_FIELDS = {"password": "password_token", "smtp_password": "smtp_password_token"}
 # The account's encryption choice in the terms of ir.mail_server: the
 # engine always verifies the certificate, hence the strict variants.
 MAIL_SERVER_ENCRYPTION = {
@@ -111,8 +108,7 @@ class EmailAccount(models.Model):
         "shown again: leave it empty to keep the current one.",
     )
     password_set = fields.Boolean(
-        compute="_compute_password_set",
-        string="Password Stored",
+        compute="_compute_password_set", string="Password Stored"
     )
     sender_name = fields.Char(
         tracking=True,
@@ -139,11 +135,7 @@ class EmailAccount(models.Model):
         help="Usually 587 with STARTTLS, 465 with SSL/TLS, 25 without encryption.",
     )
     smtp_encryption = fields.Selection(
-        selection=[
-            ("none", "None"),
-            ("starttls", "STARTTLS"),
-            ("ssl", "SSL/TLS"),
-        ],
+        selection=[("none", "None"), ("starttls", "STARTTLS"), ("ssl", "SSL/TLS")],
         string="Connection Security",
         required=True,
         default="none",
@@ -193,8 +185,7 @@ class EmailAccount(models.Model):
         "encrypted and never shown again.",
     )
     smtp_password_set = fields.Boolean(
-        compute="_compute_password_set",
-        string="Separate Password Stored",
+        compute="_compute_password_set", string="Separate Password Stored"
     )
     password_token = fields.Char(**TOKEN_COLUMN)
     smtp_password_token = fields.Char(**TOKEN_COLUMN)
@@ -243,11 +234,7 @@ class EmailAccount(models.Model):
         "account, not the server.",
     )
     test_state = fields.Selection(
-        selection=[
-            ("untested", "Untested"),
-            ("ok", "Working"),
-            ("failed", "Failed"),
-        ],
+        selection=[("untested", "Untested"), ("ok", "Working"), ("failed", "Failed")],
         string="Test Status",
         required=True,
         default="untested",
