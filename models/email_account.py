@@ -413,16 +413,13 @@ class EmailAccount(models.Model):
         for field_name in ("smtp_host", "sender_email", "smtp_login", "username"):
             if isinstance(vals.get(field_name), str):
                 vals[field_name] = vals[field_name].strip()
-        pin = vals.get("smtp_pinned_certificate")
-        # A malformed one stays as typed, for the constraint to show.
+        # A malformed pin or address stays as typed, for the constraint to
+        # show: email_normalize would pick an address out of garbage.
         with contextlib.suppress(ValueError):
-            if pin:
+            if pin := vals.get("smtp_pinned_certificate"):
                 vals["smtp_pinned_certificate"] = format_fingerprint(normalize_pin(pin))
-        sender_email = vals.get("sender_email")
-        # Only a well-formed address is normalized: email_normalize would pick
-        # an address out of garbage and hide the user's mistake.
-        if isinstance(sender_email, str) and single_email_re.match(sender_email):
-            vals["sender_email"] = email_normalize(sender_email)
+        if single_email_re.match(vals.get("sender_email") or ""):
+            vals["sender_email"] = email_normalize(vals["sender_email"])
         return vals
 
     def _moved_away(self, vals, binding_fields):
