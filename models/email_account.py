@@ -625,22 +625,17 @@ class EmailAccount(models.Model):
         )
 
     def _describe_failure(self, result, headline):
-        """``headline``, then the server's answer and the hint, one a line."""
-        parts = [headline]
-        if result.code:
-            parts.append(
-                self.env._(
-                    "The server answered: %(code)s %(reply)s",
-                    code=result.code,
-                    reply=result.reply,
-                )
-            )
+        """``headline``, then the server's answer, the hint, the certificate."""
+        answer = result.code and self.env._(
+            "The server answered: %(code)s %(reply)s",
+            code=result.code,
+            reply=result.reply,
+        )
         hint = result.hint_text(translate=self.env._)
-        if hint:
-            parts.append(hint)
-        if result.certificate:
-            parts.append(self._describe_certificate(result.certificate))
-        return "\n".join(parts)
+        certificate = result.certificate and self._describe_certificate(
+            result.certificate
+        )
+        return "\n".join(filter(None, (headline, answer, hint, certificate)))
 
     def _describe_certificate(self, certificate):
         def date(value):
@@ -667,9 +662,7 @@ class EmailAccount(models.Model):
         self.ensure_one()
         previous_state = self.test_state
         message = self._describe_check_result(result)
-        if note:
-            message = f"{message}\n{note}"
-        self._write_status(result, message)
+        self._write_status(result, f"{message}\n{note}" if note else message)
         self.message_post(
             body=plaintext2html("\n\n".join(self._check_story())),
             subject=self.env._("Account settings check"),
@@ -700,11 +693,10 @@ class EmailAccount(models.Model):
     def _check_notification(self):
         failed = self.filtered(lambda account: account.test_state != "ok")
         if len(self) == 1:
-            title = (
-                self.env._("Test message sent")
-                if not failed
-                else self.env._("The account settings check failed")
-            )
+            if failed:
+                title = self.env._("The account settings check failed")
+            else:
+                title = self.env._("Test message sent")
             message = "\n\n".join(self._check_story())
         else:
             title = self.env._(
