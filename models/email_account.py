@@ -765,23 +765,19 @@ class EmailAccount(models.Model):
             return self.browse(accounts.filtered("allow_system_mail").ids)
         companies = user.sudo().company_ids
         if user.has_group("email_account.group_email_account_user"):
-            allowed = set(dict(self._fields["allowed_senders"].selection)) - {"owner"}
-        elif user._is_internal():
-            allowed = {"internal_users"}
+            allowed = {"account_users", "internal_users"}
         else:
-            allowed = set()
+            allowed = {"internal_users"} if user._is_internal() else set()
         owns = self._personal_accounts_allowed() and user._is_internal()
-        return self.browse(
-            accounts.filtered(
-                lambda account: (
-                    (
-                        account.allowed_senders in allowed
-                        or (owns and account.owner_user_id == user)
-                    )
-                    and (not account.company_id or account.company_id in companies)
-                )
-            ).ids
-        )
+
+        def usable(account):
+            if account.company_id and account.company_id not in companies:
+                return False
+            return account.allowed_senders in allowed or (
+                owns and account.owner_user_id == user
+            )
+
+        return self.browse(accounts.filtered(usable).ids)
 
     def _set_message_sender(self, message):
         """Make ``message`` (an ``EmailMessage``) leave as this account.
