@@ -1,9 +1,5 @@
-"""A user's request to check e-mail accounts in the background.
-
-It remembers who asked, for which accounts, and which of them still wait
-for a result, so that the progress ("12 of 50 checked") and the summary
-reach that user over the bus, whichever check produced each result.
-"""
+"""A user's request to check accounts in the background: its progress and
+summary reach that user over the bus, whichever check produced each result."""
 
 import time
 

@@ -1,11 +1,5 @@
-"""Users and their personal e-mail accounts.
-
-A user opens their own account from their preferences; archiving or
-deleting a user archives their personal accounts. Their mail still in the
-queue is not lost: an archived account's server is archived too, so that
-mail leaves by Odoo's normal route at the queue's next run (see README,
-"Personal accounts").
-"""
+"""Users and their personal e-mail accounts, archived with the user (their
+queued mail then leaves by Odoo's normal route, see README)."""
 
 from odoo import api, fields, models
 
