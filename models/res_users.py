@@ -21,18 +21,12 @@ class ResUsers(models.Model):
     def write(self, vals):
         result = super().write(vals)
         if "active" in vals and not vals["active"]:
-            self._archive_personal_email_accounts()
+            self.sudo().email_account_personal_ids.write({"active": False})
         return result
 
     @api.ondelete(at_uninstall=False)
     def _unlink_archive_personal_email_accounts(self):
-        self._archive_personal_email_accounts()
-
-    def _archive_personal_email_accounts(self):
-        accounts = (
-            self.env["email.account"].sudo().search([("owner_user_id", "in", self.ids)])
-        )
-        accounts.write({"active": False})
+        self.sudo().email_account_personal_ids.write({"active": False})
 
     def action_open_my_email_account(self):
         """From the preferences: the user's own account, or a new one."""
