@@ -59,10 +59,9 @@ class EmailAccountCheck(models.Model):
         if now - _last_progress.get(key, -PROGRESS_INTERVAL) < PROGRESS_INTERVAL:
             return
         _last_progress[key] = now
-        user = self.user_id
-        env = self.with_context(lang=user.lang or "en_US").env
+        env = self.with_context(lang=self.user_id.lang or "en_US").env
         total = len(self.account_ids)
-        user._bus_send(
+        self.user_id._bus_send(
             "simple_notification",
             {
                 "type": "info",
