@@ -74,10 +74,9 @@ def is_valid_host(host):
     with contextlib.suppress(ValueError):
         return bool(ipaddress.ip_address(host))
     try:
-        ascii_host = host.encode("idna").decode("ascii")
+        ascii_host = host.encode("idna").decode("ascii").rstrip(".")
     except UnicodeError:
         return False
-    ascii_host = ascii_host.rstrip(".")
     return 0 < len(ascii_host) <= 253 and all(
         _HOSTNAME_LABEL.match(label) for label in ascii_host.split(".")
     )
