@@ -269,13 +269,12 @@ class EmailAccount(models.Model):
 
     def _inverse_password(self):
         for field_name, token_field in SECRET_FIELDS.items():
-            for account in self:
-                if value := account[field_name]:
-                    try:
-                        token = secret_box.encrypt(value)
-                    except secret_box.SecretKeyError as exc:
-                        raise account._secret_key_user_error(exc) from exc
-                    account.sudo()[token_field] = token
+            for account in self.filtered(field_name):
+                try:
+                    token = secret_box.encrypt(account[field_name])
+                except secret_box.SecretKeyError as exc:
+                    raise account._secret_key_user_error(exc) from exc
+                account.sudo()[token_field] = token
 
     @api.depends("password_token", "smtp_password_token")
     def _compute_password_set(self):
