@@ -614,13 +614,9 @@ class EmailAccount(models.Model):
                 "server.",
                 recipient=result.recipient,
             )
-        return self._describe_failure(
-            result,
-            self.env._(
-                "The test failed at the step “%(step)s”.",
-                step=result.step_label(translate=self.env._),
-            ),
-        )
+        step = result.step_label(translate=self.env._)
+        headline = self.env._("The test failed at the step “%(step)s”.", step=step)
+        return self._describe_failure(result, headline)
 
     def _describe_failure(self, result, headline):
         """``headline``, then the server's answer, the hint, the certificate."""
@@ -798,15 +794,13 @@ class EmailAccount(models.Model):
 
     def _describe_sending_failure(self, result):
         self.ensure_one()
-        return self._describe_failure(
-            result,
-            self.env._(
-                "Sending through the e-mail account “%(account)s” failed at the "
-                "step “%(step)s”.",
-                account=self.display_name,
-                step=result.step_label(translate=self.env._),
-            ),
+        headline = self.env._(
+            "Sending through the e-mail account “%(account)s” failed at the "
+            "step “%(step)s”.",
+            account=self.display_name,
+            step=result.step_label(translate=self.env._),
         )
+        return self._describe_failure(result, headline)
 
     # Sending API, for code that chooses an account or sends a message it
     # built itself (mail from an account's address already goes through it).
