@@ -633,10 +633,8 @@ class EmailAccount(models.Model):
 
     def _describe_certificate(self, certificate):
         def date(value):
-            if not value:
-                return "?"
-            naive_utc = value.astimezone(timezone.utc).replace(tzinfo=None)
-            return format_datetime(self.env, naive_utc, dt_format="medium")
+            naive_utc = value and value.astimezone(timezone.utc).replace(tzinfo=None)
+            return format_datetime(self.env, naive_utc, dt_format="medium") or "?"
 
         return self.env._(
             "The server presented this certificate:\n"
