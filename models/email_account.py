@@ -497,8 +497,7 @@ class EmailAccount(models.Model):
             account.smtp_pinned_certificate = account.test_certificate_fingerprint
 
     def _forget_secrets(self, columns, note, cleared=()):
-        """Empty ``columns`` and ``cleared`` where any of ``columns`` is
-        stored, and post ``note`` there."""
+        """Empty ``columns`` and ``cleared`` where a column is set; post ``note``."""
         self.check_access("write")
         for account in self:
             stored = account.sudo()

@@ -1,5 +1,4 @@
-"""A user's request to check accounts in the background: its progress and
-summary reach that user over the bus, whichever check produced each result."""
+"""A user's request to check accounts in the background, reported on the bus."""
 
 import time
 

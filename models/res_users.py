@@ -1,5 +1,4 @@
-"""Users and their personal e-mail accounts, archived with the user (their
-queued mail then leaves by Odoo's normal route, see README)."""
+"""Users' personal e-mail accounts, archived with their user."""
 
 from odoo import api, fields, models
 
