@@ -23,9 +23,7 @@ class EmailAccountCheck(models.Model):
         ondelete="cascade",
     )
     account_ids = fields.Many2many(
-        "email.account",
-        relation="email_account_check_account_rel",
-        string="Accounts",
+        "email.account", relation="email_account_check_account_rel", string="Accounts"
     )
     pending_account_ids = fields.Many2many(
         "email.account",
