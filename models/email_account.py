@@ -535,10 +535,9 @@ class EmailAccount(models.Model):
     def _get_smtp_settings(self):
         """The engine's view of this account, secrets decrypted."""
         self.ensure_one()
-        stored = self.sudo()
         try:
-            password = secret_box.decrypt(stored.password_token)
-            login_password = secret_box.decrypt(stored.smtp_password_token)
+            password = secret_box.decrypt(self.sudo().password_token)
+            login_password = secret_box.decrypt(self.sudo().smtp_password_token)
         except secret_box.SecretKeyError as exc:
             raise self._secret_key_user_error(exc) from exc
         settings = SmtpSettings(
