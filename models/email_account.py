@@ -814,8 +814,7 @@ class EmailAccount(models.Model):
             email_from = user.email
         domain = []
         if email_from:
-            address = email_normalize(email_from)
-            if not address:
+            if not (address := email_normalize(email_from)):
                 return self.browse()
             domain.append(("sender_email", "=", address))
         if company:
