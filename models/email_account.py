@@ -1,16 +1,7 @@
-"""E-mail accounts: a sender identity with its own SMTP settings.
-
-An account is what the original form called an "e-mail provider / account":
-who the mail comes from (sender name and address) and how it leaves (SMTP
-host, port, security, timeout and credentials). The SMTP dialogue itself is
-done by the Odoo-free ``smtp_engine`` package; this model stores the settings,
-keeps the passwords encrypted (see ``tools.secret_box``), runs the engine and
-translates what it reports.
-"""
+"""E-mail accounts: a sender identity with its own SMTP settings."""
 
 import contextlib
 import ipaddress
-import logging
 import re
 from datetime import timezone
 from email.utils import make_msgid
@@ -31,8 +22,6 @@ from odoo.tools.mail import email_split_tuples
 from ..smtp_engine import SmtpSettings
 from ..smtp_engine.certificate import format_fingerprint, normalize_pin
 from ..tools import secret_box
-
-_logger = logging.getLogger(__name__)
 
 # Option of the Odoo configuration file: a PEM bundle of extra certificate
 # authorities to trust, for SMTP servers with certificates of a private CA.
@@ -57,10 +46,7 @@ TEXT_FIELDS = (
 # A secret's column: encrypted at rest (see tools.secret_box), readable only
 # by administrators, never copied, never read along with other fields.
 TOKEN_COLUMN = {"groups": "base.group_system", "copy": False, "prefetch": False}
-SECRET_FIELDS = {
-    "password": "password_token",
-    "smtp_password": "smtp_password_token",
-}
+SECRET_FIELDS = {"password": "password_token", "smtp_password": "smtp_password_token"}
 # The account's encryption choice in the terms of ir.mail_server: the
 # engine always verifies the certificate, hence the strict variants.
 MAIL_SERVER_ENCRYPTION = {
@@ -88,10 +74,9 @@ def is_valid_host(host):
     with contextlib.suppress(ValueError):
         return bool(ipaddress.ip_address(host))
     try:
-        ascii_host = host.encode("idna").decode("ascii")
+        ascii_host = host.encode("idna").decode("ascii").rstrip(".")
     except UnicodeError:
         return False
-    ascii_host = ascii_host.rstrip(".")
     return 0 < len(ascii_host) <= 253 and all(
         _HOSTNAME_LABEL.match(label) for label in ascii_host.split(".")
     )
@@ -104,7 +89,6 @@ class EmailAccount(models.Model):
     _order = "name, id"
     _check_company_auto = True
 
-    # Account
     name = fields.Char(
         string="Account Name",
         required=True,
@@ -123,10 +107,8 @@ class EmailAccount(models.Model):
         "shown again: leave it empty to keep the current one.",
     )
     password_set = fields.Boolean(
-        compute="_compute_password_set",
-        string="Password Stored",
+        compute="_compute_password_set", string="Password Stored"
     )
-    # Sender
     sender_name = fields.Char(
         tracking=True,
         help="The name recipients see as the sender of messages from this account.",
@@ -138,7 +120,6 @@ class EmailAccount(models.Model):
         help="The address of this account. Messages from this address leave "
         "through this account, and the test message is sent to it.",
     )
-    # Server
     smtp_host = fields.Char(
         string="SMTP Server",
         required=True,
@@ -153,11 +134,7 @@ class EmailAccount(models.Model):
         help="Usually 587 with STARTTLS, 465 with SSL/TLS, 25 without encryption.",
     )
     smtp_encryption = fields.Selection(
-        selection=[
-            ("none", "None"),
-            ("starttls", "STARTTLS"),
-            ("ssl", "SSL/TLS"),
-        ],
+        selection=[("none", "None"), ("starttls", "STARTTLS"), ("ssl", "SSL/TLS")],
         string="Connection Security",
         required=True,
         default="none",
@@ -186,7 +163,6 @@ class EmailAccount(models.Model):
         "self-signed certificate, for example). Set it from a failed check "
         "with “Trust This Certificate”; any other certificate is refused.",
     )
-    # Authentication
     smtp_auth_required = fields.Boolean(
         string="Server Requires Authentication",
         tracking=True,
@@ -208,8 +184,7 @@ class EmailAccount(models.Model):
         "encrypted and never shown again.",
     )
     smtp_password_set = fields.Boolean(
-        compute="_compute_password_set",
-        string="Separate Password Stored",
+        compute="_compute_password_set", string="Separate Password Stored"
     )
     password_token = fields.Char(**TOKEN_COLUMN)
     smtp_password_token = fields.Char(**TOKEN_COLUMN)
@@ -221,7 +196,6 @@ class EmailAccount(models.Model):
         help="Leave empty to share the account between all companies.",
     )
     active = fields.Boolean(default=True, tracking=True)
-    # Who may send through the account (see _usable_by)
     allowed_senders = fields.Selection(
         selection=[
             ("account_users", "Email Accounts users"),
@@ -258,13 +232,8 @@ class EmailAccount(models.Model):
         "messages of this account. It follows the account: change the "
         "account, not the server.",
     )
-    # Last test
     test_state = fields.Selection(
-        selection=[
-            ("untested", "Untested"),
-            ("ok", "Working"),
-            ("failed", "Failed"),
-        ],
+        selection=[("untested", "Untested"), ("ok", "Working"), ("failed", "Failed")],
         string="Test Status",
         required=True,
         default="untested",
@@ -300,13 +269,12 @@ class EmailAccount(models.Model):
 
     def _inverse_password(self):
         for field_name, token_field in SECRET_FIELDS.items():
-            for account in self:
-                if value := account[field_name]:
-                    try:
-                        token = secret_box.encrypt(value)
-                    except secret_box.SecretKeyError as exc:
-                        raise account._secret_key_user_error(exc) from exc
-                    account.sudo()[token_field] = token
+            for account in self.filtered(field_name):
+                try:
+                    token = secret_box.encrypt(account[field_name])
+                except secret_box.SecretKeyError as exc:
+                    raise account._secret_key_user_error(exc) from exc
+                account.sudo()[token_field] = token
 
     @api.depends("password_token", "smtp_password_token")
     def _compute_password_set(self):
@@ -443,16 +411,13 @@ class EmailAccount(models.Model):
         for field_name in ("smtp_host", "sender_email", "smtp_login", "username"):
             if isinstance(vals.get(field_name), str):
                 vals[field_name] = vals[field_name].strip()
-        pin = vals.get("smtp_pinned_certificate")
-        # A malformed one stays as typed, for the constraint to show.
+        # A malformed pin or address stays as typed, for the constraint to
+        # show: email_normalize would pick an address out of garbage.
         with contextlib.suppress(ValueError):
-            if pin:
+            if pin := vals.get("smtp_pinned_certificate"):
                 vals["smtp_pinned_certificate"] = format_fingerprint(normalize_pin(pin))
-        sender_email = vals.get("sender_email")
-        # Only a well-formed address is normalized: email_normalize would pick
-        # an address out of garbage and hide the user's mistake.
-        if isinstance(sender_email, str) and single_email_re.match(sender_email):
-            vals["sender_email"] = email_normalize(sender_email)
+        if single_email_re.match(vals.get("sender_email") or ""):
+            vals["sender_email"] = email_normalize(vals["sender_email"])
         return vals
 
     def _moved_away(self, vals, binding_fields):
@@ -509,13 +474,11 @@ class EmailAccount(models.Model):
         return vals_list
 
     def action_remove_password(self):
-        """Forget the stored password of the mailbox."""
         self._forget_secrets(
             ["password_token"], self.env._("The stored password was removed.")
         )
 
     def action_remove_smtp_password(self):
-        """Forget the stored separate password."""
         self._forget_secrets(
             ["smtp_password_token"],
             self.env._("The stored separate password was removed."),
@@ -534,10 +497,7 @@ class EmailAccount(models.Model):
             account.smtp_pinned_certificate = account.test_certificate_fingerprint
 
     def _forget_secrets(self, columns, note, cleared=()):
-        """Empty the stored ``columns``, and ``cleared``, and say so in ``note``.
-
-        Only the accounts that store any of ``columns`` change and get the note.
-        """
+        """Empty ``columns`` and ``cleared`` where a column is set; post ``note``."""
         self.check_access("write")
         for account in self:
             stored = account.sudo()
@@ -560,12 +520,9 @@ class EmailAccount(models.Model):
     def action_send_test_message(self):
         """Send a real message from each account to its own address.
 
-        One account whose time-out is short is checked within the request,
-        which answers with the result. Anything that could take longer runs
-        in the background (``_cron_run_checks``): the request answers at
-        once, and the result arrives on the bus. An account already waiting
-        for a check, or being checked, is not checked twice: the request
-        waits for that check's result.
+        One account with a short time-out is checked within the request;
+        anything longer runs in the background and reports on the bus. An
+        account already queued or being checked is not checked twice.
         """
         self.check_access("write")
         if len(self) == 1 and self._can_check_inline() and self._lock_for_check():
@@ -578,10 +535,9 @@ class EmailAccount(models.Model):
     def _get_smtp_settings(self):
         """The engine's view of this account, secrets decrypted."""
         self.ensure_one()
-        stored = self.sudo()
         try:
-            password = secret_box.decrypt(stored.password_token)
-            login_password = secret_box.decrypt(stored.smtp_password_token)
+            password = secret_box.decrypt(self.sudo().password_token)
+            login_password = secret_box.decrypt(self.sudo().smtp_password_token)
         except secret_box.SecretKeyError as exc:
             raise self._secret_key_user_error(exc) from exc
         settings = SmtpSettings(
@@ -597,13 +553,11 @@ class EmailAccount(models.Model):
             sender_name=self.sender_name or "",
             sender_email=self.sender_email,
             pinned_certificate=self.smtp_pinned_certificate or "",
-            # Servers with certificates of a private CA: trust that CA too.
             cafile=config.get(CA_FILE_OPTION) or None,
         )
         return self._with_oauth_token(settings)
 
     def _secret_key_user_error(self, error):
-        """The translated ``UserError`` for a ``secret_box.SecretKeyError``."""
         places = {
             "option": secret_box.KEY_OPTION,
             "variable": secret_box.KEY_ENVIRON,
@@ -658,38 +612,27 @@ class EmailAccount(models.Model):
                 "server.",
                 recipient=result.recipient,
             )
-        return self._describe_failure(
-            result,
-            self.env._(
-                "The test failed at the step “%(step)s”.",
-                step=result.step_label(translate=self.env._),
-            ),
-        )
+        step = result.step_label(translate=self.env._)
+        headline = self.env._("The test failed at the step “%(step)s”.", step=step)
+        return self._describe_failure(result, headline)
 
     def _describe_failure(self, result, headline):
-        """``headline``, then the server's answer and the hint, one a line."""
-        parts = [headline]
-        if result.code:
-            parts.append(
-                self.env._(
-                    "The server answered: %(code)s %(reply)s",
-                    code=result.code,
-                    reply=result.reply,
-                )
-            )
+        """``headline``, then the server's answer, the hint, the certificate."""
+        answer = result.code and self.env._(
+            "The server answered: %(code)s %(reply)s",
+            code=result.code,
+            reply=result.reply,
+        )
         hint = result.hint_text(translate=self.env._)
-        if hint:
-            parts.append(hint)
-        if result.certificate:
-            parts.append(self._describe_certificate(result.certificate))
-        return "\n".join(parts)
+        certificate = result.certificate and self._describe_certificate(
+            result.certificate
+        )
+        return "\n".join(filter(None, (headline, answer, hint, certificate)))
 
     def _describe_certificate(self, certificate):
         def date(value):
-            if not value:
-                return "?"
-            naive_utc = value.astimezone(timezone.utc).replace(tzinfo=None)
-            return format_datetime(self.env, naive_utc, dt_format="medium")
+            naive_utc = value and value.astimezone(timezone.utc).replace(tzinfo=None)
+            return format_datetime(self.env, naive_utc, dt_format="medium") or "?"
 
         return self.env._(
             "The server presented this certificate:\n"
@@ -709,9 +652,7 @@ class EmailAccount(models.Model):
         self.ensure_one()
         previous_state = self.test_state
         message = self._describe_check_result(result)
-        if note:
-            message = f"{message}\n{note}"
-        self._write_status(result, message)
+        self._write_status(result, f"{message}\n{note}" if note else message)
         self.message_post(
             body=plaintext2html("\n\n".join(self._check_story())),
             subject=self.env._("Account settings check"),
@@ -721,7 +662,6 @@ class EmailAccount(models.Model):
         self._tell_owner_of_check(result)
 
     def _write_status(self, result, message):
-        """Store ``result`` as the account's status, told by ``message``."""
         self.sudo().write(
             {
                 "test_state": "ok" if result.ok else "failed",
@@ -741,14 +681,12 @@ class EmailAccount(models.Model):
         return [self.test_message]
 
     def _check_notification(self):
-        """The notification that sums up the stored results of ``self``."""
         failed = self.filtered(lambda account: account.test_state != "ok")
         if len(self) == 1:
-            title = (
-                self.env._("Test message sent")
-                if not failed
-                else self.env._("The account settings check failed")
-            )
+            if failed:
+                title = self.env._("The account settings check failed")
+            else:
+                title = self.env._("Test message sent")
             message = "\n\n".join(self._check_story())
         else:
             title = self.env._(
@@ -776,14 +714,10 @@ class EmailAccount(models.Model):
             },
         }
 
-    # Outgoing mail server: the account's place in Odoo's mail stack
-
     def _mail_server_values(self):
-        """Everything the account's server shows, as the account says it.
+        """What the account's server shows; it refuses any other value.
 
-        The one mapping between the two: the server refuses any other value
-        (see ``ir.mail_server._check_account_values``). The connection
-        itself never reads the server: it uses the account's settings.
+        Only for display and routing: connections use the account's settings.
         """
         self.ensure_one()
         login = (self.smtp_login or self.username) if self.smtp_auth_required else ""
@@ -798,7 +732,6 @@ class EmailAccount(models.Model):
         }
 
     def _sync_mail_server(self):
-        """Create the outgoing mail server of each account, or bring it up to date."""
         servers = self.env["ir.mail_server"].sudo().with_context(active_test=False)
         for account in self.sudo():
             server = account.mail_server_id
@@ -814,44 +747,33 @@ class EmailAccount(models.Model):
     def _usable_by(self, user):
         """The accounts of ``self`` that ``user`` may send through.
 
-        ``user`` is the person responsible for a message; the superuser, or
-        an empty ``res.users``, stands for Odoo's own system mail. The rule:
-        the account belongs to none or one of the user's companies, and the
-        user is a member of Email Accounts / User, or an internal user when
-        the account allows all of them. System mail goes only through the
-        accounts that allow it. A personal account is its owner's alone,
-        while personal accounts are allowed (see ``_personal_accounts_allowed``).
+        The superuser or an empty ``user`` stands for Odoo's system mail,
+        which goes only through the accounts that allow it.
         """
         accounts = self.sudo()
         if not user or user._is_superuser():
             return self.browse(accounts.filtered("allow_system_mail").ids)
         companies = user.sudo().company_ids
         if user.has_group("email_account.group_email_account_user"):
-            allowed = set(dict(self._fields["allowed_senders"].selection)) - {"owner"}
-        elif user._is_internal():
-            allowed = {"internal_users"}
+            allowed = {"account_users", "internal_users"}
         else:
-            allowed = set()
+            allowed = {"internal_users"} if user._is_internal() else set()
         owns = self._personal_accounts_allowed() and user._is_internal()
-        return self.browse(
-            accounts.filtered(
-                lambda account: (
-                    (
-                        account.allowed_senders in allowed
-                        or (owns and account.owner_user_id == user)
-                    )
-                    and (not account.company_id or account.company_id in companies)
-                )
-            ).ids
-        )
+
+        def usable(account):
+            if account.company_id and account.company_id not in companies:
+                return False
+            return account.allowed_senders in allowed or (
+                owns and account.owner_user_id == user
+            )
+
+        return self.browse(accounts.filtered(usable).ids)
 
     def _set_message_sender(self, message):
         """Make ``message`` (an ``EmailMessage``) leave as this account.
 
-        A From with the account's address and no name of its own gets the
-        sender name. Another address is replaced by the account's sender and
-        becomes the Reply-To if the message has none, so that replies still
-        reach whoever wrote it.
+        Another From becomes the Reply-To if there is none, so that replies
+        still reach whoever wrote the message.
         """
         self.ensure_one()
         pairs = email_split_tuples(message["From"] or "")
@@ -867,44 +789,32 @@ class EmailAccount(models.Model):
             message["From"] = self._get_formatted_sender()
 
     def _describe_sending_failure(self, result):
-        """Translated reason why the engine could not connect for sending."""
         self.ensure_one()
-        return self._describe_failure(
-            result,
-            self.env._(
-                "Sending through the e-mail account “%(account)s” failed at the "
-                "step “%(step)s”.",
-                account=self.display_name,
-                step=result.step_label(translate=self.env._),
-            ),
+        headline = self.env._(
+            "Sending through the e-mail account “%(account)s” failed at the "
+            "step “%(step)s”.",
+            account=self.display_name,
+            step=result.step_label(translate=self.env._),
         )
+        return self._describe_failure(result, headline)
 
-    # Sending API
-    #
-    # For other modules: every message Odoo sends from an account's address
-    # already leaves through the account; these methods are for code that
-    # needs to choose an account or send a message it built itself.
+    # Sending API, for code that chooses an account or sends a message it
+    # built itself (mail from an account's address already goes through it).
 
     @api.model
     def _find_account(self, email_from=None, company=None, user=None):
-        """Return the account to send with, or an empty recordset.
+        """Return the account to send with, in the caller's environment.
 
-        :param str email_from: the sender address, plain or formatted
-            (``"Name" <address>``); when omitted and ``user`` is given, the
-            user's own address; when both are omitted, any address
-        :param company: a ``res.company``: only its accounts and the shared
-            ones
-        :param user: a ``res.users``: only the accounts the user may send
-            through (see ``_usable_by``)
-        :return: one active account, an account of a company before a shared
-            one, in the usual order otherwise; in the caller's environment
+        ``email_from`` defaults to ``user``'s address, else any address;
+        ``company`` keeps its accounts and the shared ones, preferring its
+        own; ``user`` keeps the accounts they may send through. An empty
+        recordset when no active account fits.
         """
         if not email_from and user:
             email_from = user.email
         domain = []
         if email_from:
-            address = email_normalize(email_from)
-            if not address:
+            if not (address := email_normalize(email_from)):
                 return self.browse()
             domain.append(("sender_email", "=", address))
         if company:
@@ -921,15 +831,11 @@ class EmailAccount(models.Model):
         return formataddr((self.sender_name or "", self.sender_email))
 
     def _send_email_message(self, message):
-        """Send a prepared ``email.message.EmailMessage`` through this account.
+        """Send a prepared ``EmailMessage`` to its To, Cc and Bcc.
 
-        The recipients are taken from To, Cc and Bcc. The message leaves as
-        the account (see ``_set_message_sender``); a missing From and
-        Message-Id are added. Errors are those of
-        ``ir.mail_server.send_email``: ``UserError`` when the connection
-        fails, ``MailDeliveryException`` when the message is refused.
-
-        :return: the Message-Id of the message
+        Return its Message-Id. Raise like ``ir.mail_server.send_email``:
+        ``UserError`` if the connection fails, ``MailDeliveryException`` if
+        the message is refused.
         """
         self.ensure_one()
         self.check_access("read")

@@ -1,9 +1,4 @@
-"""A user's request to check e-mail accounts in the background.
-
-It remembers who asked, for which accounts, and which of them still wait
-for a result, so that the progress ("12 of 50 checked") and the summary
-reach that user over the bus, whichever check produced each result.
-"""
+"""A user's request to check accounts in the background, reported on the bus."""
 
 import time
 
@@ -28,9 +23,7 @@ class EmailAccountCheck(models.Model):
         ondelete="cascade",
     )
     account_ids = fields.Many2many(
-        "email.account",
-        relation="email_account_check_account_rel",
-        string="Accounts",
+        "email.account", relation="email_account_check_account_rel", string="Accounts"
     )
     pending_account_ids = fields.Many2many(
         "email.account",
@@ -63,10 +56,9 @@ class EmailAccountCheck(models.Model):
         if now - _last_progress.get(key, -PROGRESS_INTERVAL) < PROGRESS_INTERVAL:
             return
         _last_progress[key] = now
-        user = self.user_id
-        env = self.with_context(lang=user.lang or "en_US").env
+        env = self.with_context(lang=self.user_id.lang or "en_US").env
         total = len(self.account_ids)
-        user._bus_send(
+        self.user_id._bus_send(
             "simple_notification",
             {
                 "type": "info",

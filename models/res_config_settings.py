@@ -29,9 +29,7 @@ class ResConfigSettings(models.TransientModel):
     )
 
     def _compute_email_account_personal_count(self):
-        count = (
-            self.env["email.account"]
-            .with_context(active_test=False)
-            .search_count([("owner_user_id", "!=", False)])
+        accounts = self.env["email.account"].with_context(active_test=False)
+        self.email_account_personal_count = accounts.search_count(
+            [("owner_user_id", "!=", False)]
         )
-        self.email_account_personal_count = count

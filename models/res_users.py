@@ -1,11 +1,4 @@
-"""Users and their personal e-mail accounts.
-
-A user opens their own account from their preferences; archiving or
-deleting a user archives their personal accounts. Their mail still in the
-queue is not lost: an archived account's server is archived too, so that
-mail leaves by Odoo's normal route at the queue's next run (see README,
-"Personal accounts").
-"""
+"""Users' personal e-mail accounts, archived with their user."""
 
 from odoo import api, fields, models
 
@@ -27,18 +20,12 @@ class ResUsers(models.Model):
     def write(self, vals):
         result = super().write(vals)
         if "active" in vals and not vals["active"]:
-            self._archive_personal_email_accounts()
+            self.sudo().email_account_personal_ids.write({"active": False})
         return result
 
     @api.ondelete(at_uninstall=False)
     def _unlink_archive_personal_email_accounts(self):
-        self._archive_personal_email_accounts()
-
-    def _archive_personal_email_accounts(self):
-        accounts = (
-            self.env["email.account"].sudo().search([("owner_user_id", "in", self.ids)])
-        )
-        accounts.write({"active": False})
+        self.sudo().email_account_personal_ids.write({"active": False})
 
     def action_open_my_email_account(self):
         """From the preferences: the user's own account, or a new one."""
