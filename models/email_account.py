@@ -416,8 +416,9 @@ class EmailAccount(models.Model):
         with contextlib.suppress(ValueError):
             if pin := vals.get("smtp_pinned_certificate"):
                 vals["smtp_pinned_certificate"] = format_fingerprint(normalize_pin(pin))
-        if single_email_re.match(vals.get("sender_email") or ""):
-            vals["sender_email"] = email_normalize(vals["sender_email"])
+        sender_email = vals.get("sender_email")
+        if isinstance(sender_email, str) and single_email_re.match(sender_email):
+            vals["sender_email"] = email_normalize(sender_email)
         return vals
 
     def _moved_away(self, vals, binding_fields):
