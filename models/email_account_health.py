@@ -1,7 +1,4 @@
-"""Checks in the background, the health watch of accounts.
-
-The README's "Checks in the background" tells the design.
-"""
+"""Checks in the background, the health watch of accounts."""
 
 import dataclasses
 import time
@@ -16,8 +13,7 @@ from ..smtp_engine import MESSAGE_TEXTS, SmtpOutcome, Step, send_test_message
 from .email_account import MAX_TIMEOUT, MIN_TIMEOUT
 from .email_account_check import PROGRESS_INTERVAL
 
-# Checks in the background: the network waits run in parallel threads, at
-# most this many at once.
+# At most this many checks wait on the network at once, in parallel threads.
 MAX_PARALLEL_CHECKS = 50
 # A check answers within the request only if its time-out is at most this
 # many seconds, and at most this share of the worker's time limit.
@@ -75,38 +71,34 @@ class EmailAccountHealth(models.Model):
     def _lock_for_check(self):
         """Lock this idle account for a check within the request.
 
-        The row lock lasts until the request ends: a second request for the
-        same account meanwhile finds it locked and waits, in the background,
-        for this check's result instead of checking again.
+        A second request meanwhile finds the row locked, and waits in the
+        background for this check's result instead of checking again.
         """
         self.ensure_one()
         return bool(self._lock_idle())
 
     def _lock_idle(self):
-        """Lock the accounts of ``self`` that no check holds or waits for.
-
-        The state is read again once the row is locked: a check claimed and
-        committed since it was read must not be queued or run again.
-        """
+        """Lock the accounts of ``self`` that no check holds or waits for."""
         idle = self.filtered(lambda account: account.check_state == "idle")
         locked = idle.try_lock_for_update()
+        # Read again once locked: a check claimed and committed since the
+        # first read must not be queued or run again.
         locked.invalidate_recordset(["check_state"])
         return locked.filtered(lambda account: account.check_state == "idle")
 
     def _prepare_check(self, timeout=None, end=None):
         """This account's check as a function that needs no cursor, or None.
 
-        The function returns the outcome of the sending and what the delivery
-        check found. ``timeout`` shortens the account's own time-out; ``end``
-        (a ``time.monotonic()``) is when the search of the mailbox must stop.
-        With nothing to log in with (a secret that this server's key cannot
-        decrypt, a sign-in that the provider will not renew), the failure is
-        stored and None returned.
+        The function returns the sending's outcome and what the delivery check
+        found. ``timeout`` shortens the account's time-out; ``end`` (of
+        ``time.monotonic()``) is when the search of the mailbox must stop.
         """
         self.ensure_one()
         try:
             settings = self._get_smtp_settings()
         except UserError as exc:
+            # Nothing to log in with: a secret that this server's key cannot
+            # decrypt, a sign-in that the provider will not renew.
             failure = SmtpOutcome(ok=False, step=Step.AUTH, error=type(exc).__name__)
             self._store_check_result(failure, note=exc.args[0])
             return None
@@ -171,9 +163,8 @@ class EmailAccountHealth(models.Model):
     def _mark_queued(self, requester):
         """Queue the idle accounts of ``self`` for a check by ``requester``.
 
-        Accounts already queued or being checked are left as they are: their
-        coming result answers this request too. An account locked by a check
-        within another request is skipped the same way.
+        The others (queued, being checked, or locked by a check within a
+        request) are left alone: their coming result answers this request too.
         """
         self._lock_idle().sudo().write(
             {"check_state": "queued", "check_requested_by": requester.id}
@@ -312,9 +303,8 @@ class EmailAccountHealth(models.Model):
     def _health_recipients(self):
         """The users told when this account stops working: its managers.
 
-        Members of Email Accounts / Manager (administrators included) of the
-        account's company, or of any company for a shared account. Extend it
-        to tell others, the owner of a personal account for example.
+        Members of Email Accounts / Manager of its company (of any company for
+        a shared account). Extend it to tell others, a personal account's owner.
         """
         self.ensure_one()
         managers = self.env.ref("email_account.group_email_account_manager").sudo()
@@ -327,11 +317,9 @@ class EmailAccountHealth(models.Model):
         )
 
     def _watch_health(self, result, previous_state):
-        """Tell the people concerned once when the account stops working.
+        """Give each health recipient one activity when a working account fails.
 
-        An account that worked and now fails gets one activity for each of
-        its health recipients; while one is open, nobody is told again. A
-        success marks them done.
+        Nobody is told again while they are open; a success marks them done.
         """
         self.ensure_one()
         activity_type = self.env.ref(
@@ -364,8 +352,8 @@ class EmailAccountHealth(models.Model):
     def _record_sending_result(self, result):
         """Keep the status current with what real sending met.
 
-        A failure is stored like a failed check; a success matters only
-        after a failure (storing every success would cost a write a mail).
+        A success matters only after a failure: storing each would cost a
+        write a mail.
         """
         self.ensure_one()
         previous_state = self.sudo().test_state
