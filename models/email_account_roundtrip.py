@@ -166,10 +166,8 @@ class EmailAccountRoundTrip(models.Model):
         """Following the test message into the mailbox, needing no cursor.
 
         ``smtp``: the account's SMTP settings, whose password logs in to the
-        mailbox too. The function runs in the check's thread once the server
-        accepted the message: it looks up the sender domain's SPF and DMARC
-        records while the message travels, then searches the mailbox until
-        the message arrives, the account's wait runs out or ``end`` comes.
+        mailbox too. The function searches the mailbox until the message
+        arrives, the account's wait runs out or ``end`` comes.
         """
         self.ensure_one()
         host = (self.imap_host_used or "").strip()
@@ -189,6 +187,7 @@ class EmailAccountRoundTrip(models.Model):
         wait, delete = self.roundtrip_wait, self.roundtrip_delete
 
         def follow(message_id, submitted, end, progress):
+            # The sender domain's records are looked up while the message travels.
             report = sender_domain_report(
                 smtp.sender_email,
                 smtp.host,
@@ -224,8 +223,7 @@ class EmailAccountRoundTrip(models.Model):
     def _delivery_values(self, delivery):
         """What the account stores of a delivery check: ``(found, report)``.
 
-        None (the server did not accept the test message) forgets the
-        previous delivery check.
+        None (the server refused the test message) forgets the previous one.
         """
         if delivery is None:
             return {
@@ -362,10 +360,8 @@ class EmailAccountRoundTrip(models.Model):
         return next((level for level in (PROBLEM, WARNING) if level in levels), OK)
 
     def _delivery_summary(self):
-        """Short translated verdict of the last delivery check, or "".
-
-        For the places where an account is picked (the outgoing mail server
-        of a mailing, for one): "Delivered to Spam · At Risk".
+        """Short verdict of the last delivery check, or "": for the places where
+        an account is picked, "Delivered to Spam · At Risk".
         """
         self.ensure_one()
         if self.roundtrip_state == "untested":
