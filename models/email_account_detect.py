@@ -27,8 +27,7 @@ def _settings_key(host, port, encryption):
 class EmailAccountDetect(models.Model):
     _inherit = "email.account"
 
-    # Settings detection: where the server settings came from (see
-    # action_detect_settings). Kept for the settings they were found for.
+    # Where the settings came from, valid while they are those found.
     smtp_detected_source = fields.Selection(
         selection=[
             ("srv", "DNS record"),
@@ -58,12 +57,8 @@ class EmailAccountDetect(models.Model):
         string="Settings As Detected",
     )
 
-    # Settings detection: the outgoing server from the sender address
-    #
-    # The engine's ``detect_settings`` does the work; these methods feed it
-    # the account's time-out and the system parameters below, and apply
-    # what it finds like a user typing it: the onchange of the sender
-    # address fills an empty server, the button overwrites and, through
+    # What detection finds is applied as if typed: the onchange of the sender
+    # address fills an empty server; the button overwrites it and, through
     # write(), drops the stored passwords as any change of server does.
 
     @api.depends("smtp_host", "smtp_port", "smtp_encryption", "smtp_detected_for")
@@ -160,8 +155,7 @@ class EmailAccountDetect(models.Model):
     @api.model
     def _detect_options(self):
         """Where detection looks: the ``email_account.detect_*`` parameters
-        (see README, "Setting an account up from its address"), else the
-        public sources.
+        (README, "Setting an account up from its address"), else the public sources.
         """
         params = self.env["ir.config_parameter"].sudo()
 
