@@ -6,13 +6,7 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import config
 
-from ..smtp_engine.roundtrip import DEFAULT_PORTS as IMAP_DEFAULT_PORTS
-from ..smtp_engine.roundtrip import (
-    NO_VERDICTS,
-    VERDICT_HINTS,
-    ImapSettings,
-    find_message,
-)
+from ..smtp_engine import roundtrip
 from ..smtp_engine.trust_dns import OK, PROBLEM, WARNING, sender_domain_report
 from .email_account import CONTROL_CHARS, is_valid_host
 
@@ -159,8 +153,8 @@ class EmailAccountRoundTrip(models.Model):
 
     @api.onchange("imap_encryption")
     def _onchange_imap_encryption(self):
-        if self.imap_port in IMAP_DEFAULT_PORTS.values():
-            self.imap_port = IMAP_DEFAULT_PORTS[self.imap_encryption]
+        if self.imap_port in roundtrip.DEFAULT_PORTS.values():
+            self.imap_port = roundtrip.DEFAULT_PORTS[self.imap_encryption]
 
     def _delivery_job(self, smtp):
         """Following the test message into the mailbox, needing no cursor.
@@ -174,7 +168,7 @@ class EmailAccountRoundTrip(models.Model):
         # A pinned SMTP certificate is pinned for IMAP too on the same host:
         # one self-hosted server usually serves both with one certificate.
         same_host = host.lower() == (self.smtp_host or "").strip().lower()
-        settings = ImapSettings(
+        settings = roundtrip.ImapSettings(
             host=host,
             port=self.imap_port,
             encryption=self.imap_encryption,
@@ -195,7 +189,7 @@ class EmailAccountRoundTrip(models.Model):
                 timeout=min(wait / 2, 10),
             )
             until = submitted + wait if end is None else min(submitted + wait, end)
-            found = find_message(
+            found = roundtrip.find_message(
                 settings,
                 message_id,
                 wait=max(until - time.monotonic(), 1),
@@ -326,7 +320,7 @@ class EmailAccountRoundTrip(models.Model):
         if found.folder:
             lines.append(_("Verdicts of the receiving server:"))
             if not found.verdicts:
-                lines.append(_(NO_VERDICTS))
+                lines.append(_(roundtrip.NO_VERDICTS))
             for method in TRUST_METHODS:
                 verdict = found.verdicts.get(method)
                 if verdict is None:
@@ -341,7 +335,7 @@ class EmailAccountRoundTrip(models.Model):
                     )
                 else:
                     line = _("%(method)s: %(result)s", **params)
-                hint = VERDICT_HINTS.get((method, verdict.result))
+                hint = roundtrip.VERDICT_HINTS.get((method, verdict.result))
                 lines.append(f"{line} — {_(hint)}" if hint else line)
         lines.append(_("Sender domain %(domain)s:", domain=report.domain))
         lines.extend(finding.text(translate=_) for finding in report.findings)
@@ -352,7 +346,7 @@ class EmailAccountRoundTrip(models.Model):
         if found.state == "junk":
             levels.add(PROBLEM)
         for method, verdict in found.verdicts.items():
-            if (method, verdict.result) in VERDICT_HINTS:
+            if (method, verdict.result) in roundtrip.VERDICT_HINTS:
                 failed = verdict.result in ("fail", "permerror")
                 levels.add(PROBLEM if failed else WARNING)
         if found.folder and not found.verdicts:
