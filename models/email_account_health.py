@@ -322,13 +322,9 @@ class EmailAccountHealth(models.Model):
         Nobody is told again while they are open; a success marks them done.
         """
         self.ensure_one()
-        activity_type = self.env.ref(
-            "email_account.mail_activity_type_email_account_failure"
-        )
+        failure = "email_account.mail_activity_type_email_account_failure"
         account = self.sudo()
-        activities = account.activity_ids.filtered(
-            lambda activity: activity.activity_type_id == activity_type
-        )
+        activities = account.activity_search([failure], only_automated=False)
         if result.ok and activities:
             activities.action_feedback(feedback=self.env._("The account works again."))
         if result.ok or activities or previous_state != "ok":
@@ -340,7 +336,7 @@ class EmailAccountHealth(models.Model):
                 step=result.step_label(translate=localized.env._),
             )
             account.activity_schedule(
-                activity_type_id=activity_type.id,
+                failure,
                 user_id=user.id,
                 summary=localized.env._(
                     "The e-mail account “%(account)s” stopped working",
