@@ -248,8 +248,6 @@ class EmailAccountRoundTrip(models.Model):
     def _send_search_progress(self, waited):
         """Tell who asked for the check how long its message was waited for."""
         self.ensure_one()
-        if not self.check_requested_by:
-            return
         self.check_requested_by._bus_send(
             "simple_notification",
             {
