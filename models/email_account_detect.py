@@ -6,14 +6,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import config, single_email_re
 
-from ..smtp_engine.detect import (
-    AUTOCONFIG_URLS,
-    ISPDB_URL,
-    PROBE_COMBINATIONS,
-    PROBE_HOSTS,
-    DetectOptions,
-    detect_settings,
-)
+from ..smtp_engine import detect
 from ..smtp_engine.trust_dns import nameserver_resolver
 from .email_account import CA_FILE_OPTION, DEFAULT_TIMEOUT
 
@@ -109,7 +102,7 @@ class EmailAccountDetect(models.Model):
     def _detect_settings(self):
         self.check_access("write" if self.id else "create")
         try:
-            detection = detect_settings(
+            detection = detect.detect_settings(
                 self.sender_email or "",
                 float(self.smtp_timeout or DEFAULT_TIMEOUT),
                 self._detect_options(),
@@ -159,19 +152,18 @@ class EmailAccountDetect(models.Model):
         """
         params = self.env["ir.config_parameter"].sudo()
 
-        def words(key, default):
-            value = params.get_param(f"email_account.detect_{key}")
-            return tuple(value.split()) if value else default
+        def words(key):
+            return tuple(params.get_param(f"email_account.detect_{key}", "").split())
 
-        nameservers = words("nameservers", ())
-        ispdb_url = params.get_param("email_account.detect_ispdb_url") or ISPDB_URL
-        probe = [word.partition("/") for word in words("probe", ())]
+        nameservers = words("nameservers")
+        ispdb_url = params.get_param("email_account.detect_ispdb_url", detect.ISPDB_URL)
+        probe = [word.partition("/") for word in words("probe")]
         combinations = tuple((int(port), security) for port, _slash, security in probe)
-        return DetectOptions(
+        return detect.DetectOptions(
             resolver=nameserver_resolver(nameservers) if nameservers else None,
-            autoconfig_urls=words("autoconfig_urls", AUTOCONFIG_URLS),
+            autoconfig_urls=words("autoconfig_urls") or detect.AUTOCONFIG_URLS,
             ispdb_url="" if ispdb_url == "off" else ispdb_url,
-            probe_hosts=words("probe_hosts", PROBE_HOSTS),
-            probe_combinations=combinations or PROBE_COMBINATIONS,
+            probe_hosts=words("probe_hosts") or detect.PROBE_HOSTS,
+            probe_combinations=combinations or detect.PROBE_COMBINATIONS,
             cafile=config.get(CA_FILE_OPTION) or None,
         )
