@@ -126,15 +126,11 @@ class EmailAccountDetect(models.Model):
 
     def _detected_values(self, detection):
         """The field values that apply ``detection`` to the account."""
-        note = detection.describe(translate=self.env._)
+        values = {"smtp_detected_note": detection.describe(translate=self.env._)}
         found = detection.settings
         if found is None:
-            return {
-                "smtp_detected_source": False,
-                "smtp_detected_for": False,
-                "smtp_detected_note": note,
-            }
-        return {
+            return values | {"smtp_detected_source": False, "smtp_detected_for": False}
+        return values | {
             "smtp_host": found.host,
             "smtp_port": found.port,
             "smtp_encryption": found.encryption,
@@ -142,7 +138,6 @@ class EmailAccountDetect(models.Model):
             "smtp_detected_for": _settings_key(
                 found.host, found.port, found.encryption
             ),
-            "smtp_detected_note": note,
         }
 
     @api.model
