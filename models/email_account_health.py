@@ -180,9 +180,19 @@ class EmailAccountHealth(models.Model):
         """
         auto_commit = not modules.module.current_test
         budget = self._check_budget()
-        self._queue_forgotten_checks(budget)
-        # Claim the accounts to check, committed before any network wait.
         everything = self.sudo().with_context(active_test=False)
+        requests = self.env["email.account.check"].sudo()
+        # Queue again what a killed run left, and what a request waits for.
+        stale = fields.Datetime.now() - timedelta(seconds=2 * budget + 60)
+        everything.search(
+            [("check_state", "=", "running"), ("check_started", "<", stale)]
+        ).write({"check_state": "queued"})
+        for request in requests.search([("state", "=", "running")]):
+            if request.pending_account_ids:
+                request.pending_account_ids._mark_queued(request.user_id)
+            else:  # its accounts were deleted
+                request._send_summary()
+        # Claim the accounts to check, committed before any network wait.
         queued = everything.search([("check_state", "=", "queued")], order="id")
         accounts = queued.try_lock_for_update(limit=MAX_PARALLEL_CHECKS)
         accounts.write(
@@ -192,7 +202,6 @@ class EmailAccountHealth(models.Model):
             self.env["ir.cron"]._commit_progress()
         accounts._run_checks(budget, auto_commit)
         cron = self.env.ref("email_account.email_account_cron_run_checks").sudo()
-        requests = self.env["email.account.check"].sudo()
         if everything.search_count([("check_state", "=", "queued")], limit=1):
             cron._trigger()
         elif requests.search_count([("state", "=", "running")], limit=1):
@@ -207,21 +216,6 @@ class EmailAccountHealth(models.Model):
         if not limit or limit <= 0:
             return MAX_TIMEOUT
         return max(limit * BACKGROUND_CHECK_SHARE, MIN_TIMEOUT)
-
-    @api.model
-    def _queue_forgotten_checks(self, budget):
-        """Queue again what a killed run left, and what a request waits for."""
-        stale = fields.Datetime.now() - timedelta(seconds=2 * budget + 60)
-        everything = self.sudo().with_context(active_test=False)
-        everything.search(
-            [("check_state", "=", "running"), ("check_started", "<", stale)]
-        ).write({"check_state": "queued"})
-        requests = self.env["email.account.check"].sudo()
-        for request in requests.search([("state", "=", "running")]):
-            if request.pending_account_ids:
-                request.pending_account_ids._mark_queued(request.user_id)
-            else:  # its accounts were deleted
-                request._send_summary()
 
     def _run_checks(self, budget, auto_commit):
         """Check the accounts in parallel threads, each in its requester's name."""
