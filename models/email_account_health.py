@@ -69,16 +69,12 @@ class EmailAccountHealth(models.Model):
         )
 
     def _lock_for_check(self):
-        """Lock this idle account for a check within the request.
+        """Lock the accounts of ``self`` that no check holds or waits for.
 
-        A second request meanwhile finds the row locked, and waits in the
-        background for this check's result instead of checking again.
+        Within a request, a second request for the same account meanwhile
+        finds the row locked, and waits in the background for this check's
+        result instead of checking again.
         """
-        self.ensure_one()
-        return bool(self._lock_idle())
-
-    def _lock_idle(self):
-        """Lock the accounts of ``self`` that no check holds or waits for."""
         idle = self.filtered(lambda account: account.check_state == "idle")
         locked = idle.try_lock_for_update()
         # Read again once locked: a check claimed and committed since the
@@ -166,7 +162,7 @@ class EmailAccountHealth(models.Model):
         The others (queued, being checked, or locked by a check within a
         request) are left alone: their coming result answers this request too.
         """
-        self._lock_idle().sudo().write(
+        self._lock_for_check().sudo().write(
             {"check_state": "queued", "check_requested_by": requester.id}
         )
 
