@@ -1,6 +1,7 @@
 """Checks in the background, the health watch of accounts."""
 
 import dataclasses
+import functools
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import timedelta, timezone
@@ -216,28 +217,24 @@ class EmailAccountHealth(models.Model):
     def _run_checks(self, budget, auto_commit):
         """Check the accounts in parallel threads, each in its requester's name."""
         end = time.monotonic() + budget
-        jobs = []
-        for account in self:
-            requester = account.check_requested_by
-            acting = account.with_user(requester) if requester else account
-            acting = acting.sudo().with_context(lang=acting.env.user.lang)
-            shortened = budget if account.smtp_timeout > budget else None
-            if job := acting._prepare_check(timeout=shortened, end=end):
-                jobs.append((acting, shortened, job))
-            elif auto_commit:
-                self.env["ir.cron"]._commit_progress(1)
         # Seconds waited for each message being searched, set by the threads.
         searching = {}
+
+        def note_wait(acting, waited, _wait, _folder):
+            searching[acting] = waited
+
+        futures = {}
         with ThreadPoolExecutor(MAX_PARALLEL_CHECKS, "email_account_check") as pool:
-            futures = {
-                pool.submit(
-                    job,
-                    lambda waited, _wait, _folder, acting=acting: searching.update(
-                        {acting: waited}
-                    ),
-                ): (acting, shortened)
-                for acting, shortened, job in jobs
-            }
+            for account in self:
+                requester = account.check_requested_by
+                acting = account.with_user(requester) if requester else account
+                acting = acting.sudo().with_context(lang=acting.env.user.lang)
+                shortened = budget if account.smtp_timeout > budget else None
+                if job := acting._prepare_check(timeout=shortened, end=end):
+                    progress = functools.partial(note_wait, acting)
+                    futures[pool.submit(job, progress)] = acting, shortened
+                elif auto_commit:
+                    self.env["ir.cron"]._commit_progress(1)
             pending = set(futures)
             told = time.monotonic()
             while pending:
