@@ -151,8 +151,6 @@ class EmailAccountHealth(models.Model):
             "params": {
                 "title": self.env._("Checking in the background"),
                 "message": message,
-                "type": "info",
-                "sticky": False,
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }

@@ -259,7 +259,6 @@ class EmailAccountRoundTrip(models.Model):
                     seconds=int(waited),
                     wait=self.roundtrip_wait,
                 ),
-                "sticky": False,
             },
         )
 
