@@ -125,7 +125,6 @@ class EmailAccountDetect(models.Model):
         return detection
 
     def _detected_values(self, detection):
-        """The field values that apply ``detection`` to the account."""
         values = {"smtp_detected_note": detection.describe(translate=self.env._)}
         found = detection.settings
         if found is None:

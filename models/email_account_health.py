@@ -72,9 +72,8 @@ class EmailAccountHealth(models.Model):
     def _lock_for_check(self):
         """Lock the accounts of ``self`` that no check holds or waits for.
 
-        Within a request, a second request for the same account meanwhile
-        finds the row locked, and waits in the background for this check's
-        result instead of checking again.
+        Within a request, a second request for the same account then finds it
+        locked and waits in the background for this check's result.
         """
         idle = self.filtered(lambda account: account.check_state == "idle")
         locked = idle.try_lock_for_update()
@@ -86,9 +85,8 @@ class EmailAccountHealth(models.Model):
     def _prepare_check(self, timeout=None, end=None):
         """This account's check as a function that needs no cursor, or None.
 
-        The function returns the sending's outcome and what the delivery check
-        found. ``timeout`` shortens the account's time-out; ``end`` (of
-        ``time.monotonic()``) is when the search of the mailbox must stop.
+        It returns the sending's outcome and what the delivery check found;
+        ``end`` (of ``time.monotonic()``) is when the mailbox search must stop.
         """
         self.ensure_one()
         try:
@@ -331,13 +329,11 @@ class EmailAccountHealth(models.Model):
             )
 
     def _record_sending_result(self, result):
-        """Keep the status current with what real sending met.
-
-        A success matters only after a failure: storing each would cost a
-        write a mail.
-        """
+        """Keep the status current with what real sending met."""
         self.ensure_one()
         previous_state = self.sudo().test_state
+        # A success matters only after a failure: storing each would cost a
+        # write a mail.
         if result.ok and previous_state != "failed":
             return
         self._write_status(

@@ -159,9 +159,8 @@ class EmailAccountRoundTrip(models.Model):
     def _delivery_job(self, smtp):
         """Following the test message into the mailbox, needing no cursor.
 
-        ``smtp``: the account's SMTP settings, whose password logs in to the
-        mailbox too. The function searches the mailbox until the message
-        arrives, the account's wait runs out or ``end`` comes.
+        ``smtp``: the account's SMTP settings, whose password opens the mailbox
+        too. The search lasts until the account's wait or ``end``.
         """
         self.ensure_one()
         host = (self.imap_host_used or "").strip()
@@ -215,9 +214,8 @@ class EmailAccountRoundTrip(models.Model):
         return story
 
     def _delivery_values(self, delivery):
-        """What the account stores of a delivery check: ``(found, report)``.
-
-        None (the server refused the test message) forgets the previous one.
+        """What the account stores of a delivery check ``(found, report)``; None
+        (the server refused the test message) forgets the previous one.
         """
         if delivery is None:
             return {
