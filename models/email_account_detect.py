@@ -67,9 +67,8 @@ class EmailAccountDetect(models.Model):
         """Fill the server from a new sender address; never overwrite a typed one."""
         if self.smtp_host or not single_email_re.match(self.sender_email or ""):
             return None
-        detection = self._detect_settings()
-        self.update(self._detected_values(detection))
-        if detection.settings:
+        self.update(self._detected_values())
+        if self.smtp_detected_source:
             return None
         return {
             "warning": {
@@ -82,24 +81,24 @@ class EmailAccountDetect(models.Model):
     def action_detect_settings(self):
         """Fill the server, port and security from the sender address."""
         self.ensure_one()
-        self.check_access("write")
-        detection = self._detect_settings()
-        self.write(self._detected_values(detection))
+        self.write(self._detected_values())
+        found = self.smtp_detected_source
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
                 "title": self.env._("Settings found")
-                if detection.settings
+                if found
                 else self.env._("No settings found"),
                 "message": self.smtp_detected_note,
-                "type": "success" if detection.settings else "warning",
-                "sticky": not detection.settings,
+                "type": "success" if found else "warning",
+                "sticky": not found,
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }
 
-    def _detect_settings(self):
+    def _detected_values(self):
+        """The settings found from the sender address, as field values."""
         self.check_access("write" if self.id else "create")
         try:
             detection = detect.detect_settings(
@@ -122,9 +121,6 @@ class EmailAccountDetect(models.Model):
             detection.elapsed,
             "; ".join(detection.log),
         )
-        return detection
-
-    def _detected_values(self, detection):
         values = {"smtp_detected_note": detection.describe(translate=self.env._)}
         found = detection.settings
         if found is None:
