@@ -13,8 +13,9 @@ from .email_account import CA_FILE_OPTION, DEFAULT_TIMEOUT
 _logger = logging.getLogger(__name__)
 
 
-def _settings_key(host, port, encryption):
-    return f"{host}:{port}/{encryption}"
+def _settings_key(values):
+    """``host:port/security`` of an account, or of its field values."""
+    return "{smtp_host}:{smtp_port}/{smtp_encryption}".format_map(values)
 
 
 class EmailAccountDetect(models.Model):
@@ -57,9 +58,7 @@ class EmailAccountDetect(models.Model):
     @api.depends("smtp_host", "smtp_port", "smtp_encryption", "smtp_detected_for")
     def _compute_smtp_settings_detected(self):
         for account in self:
-            key = _settings_key(
-                account.smtp_host, account.smtp_port, account.smtp_encryption
-            )
+            key = _settings_key(account)
             account.smtp_settings_detected = account.smtp_detected_for == key
 
     @api.onchange("sender_email")
@@ -125,15 +124,13 @@ class EmailAccountDetect(models.Model):
         found = detection.settings
         if found is None:
             return values | {"smtp_detected_source": False, "smtp_detected_for": False}
-        return values | {
+        values |= {
             "smtp_host": found.host,
             "smtp_port": found.port,
             "smtp_encryption": found.encryption,
             "smtp_detected_source": found.source,
-            "smtp_detected_for": _settings_key(
-                found.host, found.port, found.encryption
-            ),
         }
+        return values | {"smtp_detected_for": _settings_key(values)}
 
     @api.model
     def _detect_options(self):
