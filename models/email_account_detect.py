@@ -6,29 +6,22 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import config, single_email_re
 
-from ..smtp_engine.detect import (
-    AUTOCONFIG_URLS,
-    ISPDB_URL,
-    PROBE_COMBINATIONS,
-    PROBE_HOSTS,
-    DetectOptions,
-    detect_settings,
-)
+from ..smtp_engine import detect
 from ..smtp_engine.trust_dns import nameserver_resolver
 from .email_account import CA_FILE_OPTION, DEFAULT_TIMEOUT
 
 _logger = logging.getLogger(__name__)
 
 
-def _settings_key(host, port, encryption):
-    return f"{host}:{port}/{encryption}"
+def _settings_key(values):
+    """``host:port/security`` of an account, or of its field values."""
+    return "{smtp_host}:{smtp_port}/{smtp_encryption}".format_map(values)
 
 
 class EmailAccountDetect(models.Model):
     _inherit = "email.account"
 
-    # Settings detection: where the server settings came from (see
-    # action_detect_settings). Kept for the settings they were found for.
+    # Where the settings came from, valid while they are those found.
     smtp_detected_source = fields.Selection(
         selection=[
             ("srv", "DNS record"),
@@ -58,20 +51,14 @@ class EmailAccountDetect(models.Model):
         string="Settings As Detected",
     )
 
-    # Settings detection: the outgoing server from the sender address
-    #
-    # The engine's ``detect_settings`` does the work; these methods feed it
-    # the account's time-out and the system parameters below, and apply
-    # what it finds like a user typing it: the onchange of the sender
-    # address fills an empty server, the button overwrites and, through
+    # What detection finds is applied as if typed: the onchange of the sender
+    # address fills an empty server; the button overwrites it and, through
     # write(), drops the stored passwords as any change of server does.
 
     @api.depends("smtp_host", "smtp_port", "smtp_encryption", "smtp_detected_for")
     def _compute_smtp_settings_detected(self):
         for account in self:
-            key = _settings_key(
-                account.smtp_host, account.smtp_port, account.smtp_encryption
-            )
+            key = _settings_key(account)
             account.smtp_settings_detected = account.smtp_detected_for == key
 
     @api.onchange("sender_email")
@@ -79,9 +66,8 @@ class EmailAccountDetect(models.Model):
         """Fill the server from a new sender address; never overwrite a typed one."""
         if self.smtp_host or not single_email_re.match(self.sender_email or ""):
             return None
-        detection = self._detect_settings()
-        self.update(self._detected_values(detection))
-        if detection.settings:
+        self.update(self._detected_values())
+        if self.smtp_detected_source:
             return None
         return {
             "warning": {
@@ -94,27 +80,27 @@ class EmailAccountDetect(models.Model):
     def action_detect_settings(self):
         """Fill the server, port and security from the sender address."""
         self.ensure_one()
-        self.check_access("write")
-        detection = self._detect_settings()
-        self.write(self._detected_values(detection))
+        self.write(self._detected_values())
+        found = self.smtp_detected_source
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
             "params": {
                 "title": self.env._("Settings found")
-                if detection.settings
+                if found
                 else self.env._("No settings found"),
                 "message": self.smtp_detected_note,
-                "type": "success" if detection.settings else "warning",
-                "sticky": not detection.settings,
+                "type": "success" if found else "warning",
+                "sticky": not found,
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }
 
-    def _detect_settings(self):
+    def _detected_values(self):
+        """The settings found from the sender address, as field values."""
         self.check_access("write" if self.id else "create")
         try:
-            detection = detect_settings(
+            detection = detect.detect_settings(
                 self.sender_email or "",
                 float(self.smtp_timeout or DEFAULT_TIMEOUT),
                 self._detect_options(),
@@ -134,50 +120,37 @@ class EmailAccountDetect(models.Model):
             detection.elapsed,
             "; ".join(detection.log),
         )
-        return detection
-
-    def _detected_values(self, detection):
-        """The field values that apply ``detection`` to the account."""
-        note = detection.describe(translate=self.env._)
+        values = {"smtp_detected_note": detection.describe(translate=self.env._)}
         found = detection.settings
         if found is None:
-            return {
-                "smtp_detected_source": False,
-                "smtp_detected_for": False,
-                "smtp_detected_note": note,
-            }
-        return {
+            return values | {"smtp_detected_source": False, "smtp_detected_for": False}
+        values |= {
             "smtp_host": found.host,
             "smtp_port": found.port,
             "smtp_encryption": found.encryption,
             "smtp_detected_source": found.source,
-            "smtp_detected_for": _settings_key(
-                found.host, found.port, found.encryption
-            ),
-            "smtp_detected_note": note,
         }
+        return values | {"smtp_detected_for": _settings_key(values)}
 
     @api.model
     def _detect_options(self):
         """Where detection looks: the ``email_account.detect_*`` parameters
-        (see README, "Setting an account up from its address"), else the
-        public sources.
+        (README, "Setting an account up from its address"), else the public sources.
         """
         params = self.env["ir.config_parameter"].sudo()
 
-        def words(key, default):
-            value = params.get_param(f"email_account.detect_{key}")
-            return tuple(value.split()) if value else default
+        def words(key):
+            return tuple(params.get_param(f"email_account.detect_{key}", "").split())
 
-        nameservers = words("nameservers", ())
-        ispdb_url = params.get_param("email_account.detect_ispdb_url") or ISPDB_URL
-        probe = [word.partition("/") for word in words("probe", ())]
+        nameservers = words("nameservers")
+        ispdb_url = params.get_param("email_account.detect_ispdb_url", detect.ISPDB_URL)
+        probe = [word.partition("/") for word in words("probe")]
         combinations = tuple((int(port), security) for port, _slash, security in probe)
-        return DetectOptions(
+        return detect.DetectOptions(
             resolver=nameserver_resolver(nameservers) if nameservers else None,
-            autoconfig_urls=words("autoconfig_urls", AUTOCONFIG_URLS),
+            autoconfig_urls=words("autoconfig_urls") or detect.AUTOCONFIG_URLS,
             ispdb_url="" if ispdb_url == "off" else ispdb_url,
-            probe_hosts=words("probe_hosts", PROBE_HOSTS),
-            probe_combinations=combinations or PROBE_COMBINATIONS,
+            probe_hosts=words("probe_hosts") or detect.PROBE_HOSTS,
+            probe_combinations=combinations or detect.PROBE_COMBINATIONS,
             cafile=config.get(CA_FILE_OPTION) or None,
         )

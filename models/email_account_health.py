@@ -1,9 +1,7 @@
-"""Checks in the background, the health watch of accounts.
-
-The README's "Checks in the background" tells the design.
-"""
+"""Checks in the background, the health watch of accounts."""
 
 import dataclasses
+import functools
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import timedelta, timezone
@@ -16,8 +14,7 @@ from ..smtp_engine import MESSAGE_TEXTS, SmtpOutcome, Step, send_test_message
 from .email_account import MAX_TIMEOUT, MIN_TIMEOUT
 from .email_account_check import PROGRESS_INTERVAL
 
-# Checks in the background: the network waits run in parallel threads, at
-# most this many at once.
+# At most this many checks wait on the network at once, in parallel threads.
 MAX_PARALLEL_CHECKS = 50
 # A check answers within the request only if its time-out is at most this
 # many seconds, and at most this share of the worker's time limit.
@@ -73,40 +70,30 @@ class EmailAccountHealth(models.Model):
         )
 
     def _lock_for_check(self):
-        """Lock this idle account for a check within the request.
-
-        The row lock lasts until the request ends: a second request for the
-        same account meanwhile finds it locked and waits, in the background,
-        for this check's result instead of checking again.
-        """
-        self.ensure_one()
-        return bool(self._lock_idle())
-
-    def _lock_idle(self):
         """Lock the accounts of ``self`` that no check holds or waits for.
 
-        The state is read again once the row is locked: a check claimed and
-        committed since it was read must not be queued or run again.
+        Within a request, a second request for the same account then finds it
+        locked and waits in the background for this check's result.
         """
         idle = self.filtered(lambda account: account.check_state == "idle")
         locked = idle.try_lock_for_update()
+        # Read again once locked: a check claimed and committed since the
+        # first read must not be queued or run again.
         locked.invalidate_recordset(["check_state"])
         return locked.filtered(lambda account: account.check_state == "idle")
 
     def _prepare_check(self, timeout=None, end=None):
         """This account's check as a function that needs no cursor, or None.
 
-        The function returns the outcome of the sending and what the delivery
-        check found. ``timeout`` shortens the account's own time-out; ``end``
-        (a ``time.monotonic()``) is when the search of the mailbox must stop.
-        With nothing to log in with (a secret that this server's key cannot
-        decrypt, a sign-in that the provider will not renew), the failure is
-        stored and None returned.
+        It returns the sending's outcome and what the delivery check found;
+        ``end`` (of ``time.monotonic()``) is when the mailbox search must stop.
         """
         self.ensure_one()
         try:
             settings = self._get_smtp_settings()
         except UserError as exc:
+            # Nothing to log in with: a secret that this server's key cannot
+            # decrypt, a sign-in that the provider will not renew.
             failure = SmtpOutcome(ok=False, step=Step.AUTH, error=type(exc).__name__)
             self._store_check_result(failure, note=exc.args[0])
             return None
@@ -162,8 +149,6 @@ class EmailAccountHealth(models.Model):
             "params": {
                 "title": self.env._("Checking in the background"),
                 "message": message,
-                "type": "info",
-                "sticky": False,
                 "next": {"type": "ir.actions.client", "tag": "soft_reload"},
             },
         }
@@ -171,11 +156,10 @@ class EmailAccountHealth(models.Model):
     def _mark_queued(self, requester):
         """Queue the idle accounts of ``self`` for a check by ``requester``.
 
-        Accounts already queued or being checked are left as they are: their
-        coming result answers this request too. An account locked by a check
-        within another request is skipped the same way.
+        The others (queued, being checked, or locked by a check within a
+        request) are left alone: their coming result answers this request too.
         """
-        self._lock_idle().sudo().write(
+        self._lock_for_check().sudo().write(
             {"check_state": "queued", "check_requested_by": requester.id}
         )
 
@@ -189,9 +173,19 @@ class EmailAccountHealth(models.Model):
         """
         auto_commit = not modules.module.current_test
         budget = self._check_budget()
-        self._queue_forgotten_checks(budget)
-        # Claim the accounts to check, committed before any network wait.
         everything = self.sudo().with_context(active_test=False)
+        requests = self.env["email.account.check"].sudo()
+        # Queue again what a killed run left, and what a request waits for.
+        stale = fields.Datetime.now() - timedelta(seconds=2 * budget + 60)
+        everything.search(
+            [("check_state", "=", "running"), ("check_started", "<", stale)]
+        ).write({"check_state": "queued"})
+        for request in requests.search([("state", "=", "running")]):
+            if request.pending_account_ids:
+                request.pending_account_ids._mark_queued(request.user_id)
+            else:  # its accounts were deleted
+                request._send_summary()
+        # Claim the accounts to check, committed before any network wait.
         queued = everything.search([("check_state", "=", "queued")], order="id")
         accounts = queued.try_lock_for_update(limit=MAX_PARALLEL_CHECKS)
         accounts.write(
@@ -201,7 +195,6 @@ class EmailAccountHealth(models.Model):
             self.env["ir.cron"]._commit_progress()
         accounts._run_checks(budget, auto_commit)
         cron = self.env.ref("email_account.email_account_cron_run_checks").sudo()
-        requests = self.env["email.account.check"].sudo()
         if everything.search_count([("check_state", "=", "queued")], limit=1):
             cron._trigger()
         elif requests.search_count([("state", "=", "running")], limit=1):
@@ -217,46 +210,27 @@ class EmailAccountHealth(models.Model):
             return MAX_TIMEOUT
         return max(limit * BACKGROUND_CHECK_SHARE, MIN_TIMEOUT)
 
-    @api.model
-    def _queue_forgotten_checks(self, budget):
-        """Queue again what a killed run left, and what a request waits for."""
-        stale = fields.Datetime.now() - timedelta(seconds=2 * budget + 60)
-        everything = self.sudo().with_context(active_test=False)
-        everything.search(
-            [("check_state", "=", "running"), ("check_started", "<", stale)]
-        ).write({"check_state": "queued"})
-        requests = self.env["email.account.check"].sudo()
-        for request in requests.search([("state", "=", "running")]):
-            if request.pending_account_ids:
-                request.pending_account_ids._mark_queued(request.user_id)
-            else:  # its accounts were deleted
-                request._send_summary()
-
     def _run_checks(self, budget, auto_commit):
         """Check the accounts in parallel threads, each in its requester's name."""
         end = time.monotonic() + budget
-        jobs = []
-        for account in self:
-            requester = account.check_requested_by
-            acting = account.with_user(requester) if requester else account
-            acting = acting.sudo().with_context(lang=acting.env.user.lang)
-            shortened = budget if account.smtp_timeout > budget else None
-            if job := acting._prepare_check(timeout=shortened, end=end):
-                jobs.append((acting, shortened, job))
-            elif auto_commit:
-                self.env["ir.cron"]._commit_progress(1)
         # Seconds waited for each message being searched, set by the threads.
         searching = {}
+
+        def note_wait(acting, waited, _wait, _folder):
+            searching[acting] = waited
+
+        futures = {}
         with ThreadPoolExecutor(MAX_PARALLEL_CHECKS, "email_account_check") as pool:
-            futures = {
-                pool.submit(
-                    job,
-                    lambda waited, _wait, _folder, acting=acting: searching.update(
-                        {acting: waited}
-                    ),
-                ): (acting, shortened)
-                for acting, shortened, job in jobs
-            }
+            for account in self:
+                requester = account.check_requested_by
+                acting = account.with_user(requester) if requester else account
+                acting = acting.sudo().with_context(lang=acting.env.user.lang)
+                shortened = budget if account.smtp_timeout > budget else None
+                if job := acting._prepare_check(timeout=shortened, end=end):
+                    progress = functools.partial(note_wait, acting)
+                    futures[pool.submit(job, progress)] = acting, shortened
+                elif auto_commit:
+                    self.env["ir.cron"]._commit_progress(1)
             pending = set(futures)
             told = time.monotonic()
             while pending:
@@ -312,9 +286,8 @@ class EmailAccountHealth(models.Model):
     def _health_recipients(self):
         """The users told when this account stops working: its managers.
 
-        Members of Email Accounts / Manager (administrators included) of the
-        account's company, or of any company for a shared account. Extend it
-        to tell others, the owner of a personal account for example.
+        Members of Email Accounts / Manager of its company (of any company for
+        a shared account). Extend it to tell others, a personal account's owner.
         """
         self.ensure_one()
         managers = self.env.ref("email_account.group_email_account_manager").sudo()
@@ -327,20 +300,14 @@ class EmailAccountHealth(models.Model):
         )
 
     def _watch_health(self, result, previous_state):
-        """Tell the people concerned once when the account stops working.
+        """Give each health recipient one activity when a working account fails.
 
-        An account that worked and now fails gets one activity for each of
-        its health recipients; while one is open, nobody is told again. A
-        success marks them done.
+        Nobody is told again while they are open; a success marks them done.
         """
         self.ensure_one()
-        activity_type = self.env.ref(
-            "email_account.mail_activity_type_email_account_failure"
-        )
+        failure = "email_account.mail_activity_type_email_account_failure"
         account = self.sudo()
-        activities = account.activity_ids.filtered(
-            lambda activity: activity.activity_type_id == activity_type
-        )
+        activities = account.activity_search([failure], only_automated=False)
         if result.ok and activities:
             activities.action_feedback(feedback=self.env._("The account works again."))
         if result.ok or activities or previous_state != "ok":
@@ -352,7 +319,7 @@ class EmailAccountHealth(models.Model):
                 step=result.step_label(translate=localized.env._),
             )
             account.activity_schedule(
-                activity_type_id=activity_type.id,
+                failure,
                 user_id=user.id,
                 summary=localized.env._(
                     "The e-mail account “%(account)s” stopped working",
@@ -362,13 +329,11 @@ class EmailAccountHealth(models.Model):
             )
 
     def _record_sending_result(self, result):
-        """Keep the status current with what real sending met.
-
-        A failure is stored like a failed check; a success matters only
-        after a failure (storing every success would cost a write a mail).
-        """
+        """Keep the status current with what real sending met."""
         self.ensure_one()
         previous_state = self.sudo().test_state
+        # A success matters only after a failure: storing each would cost a
+        # write a mail.
         if result.ok and previous_state != "failed":
             return
         self._write_status(

@@ -6,13 +6,7 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import config
 
-from ..smtp_engine.roundtrip import DEFAULT_PORTS as IMAP_DEFAULT_PORTS
-from ..smtp_engine.roundtrip import (
-    NO_VERDICTS,
-    VERDICT_HINTS,
-    ImapSettings,
-    find_message,
-)
+from ..smtp_engine import roundtrip
 from ..smtp_engine.trust_dns import OK, PROBLEM, WARNING, sender_domain_report
 from .email_account import CONTROL_CHARS, is_valid_host
 
@@ -159,24 +153,21 @@ class EmailAccountRoundTrip(models.Model):
 
     @api.onchange("imap_encryption")
     def _onchange_imap_encryption(self):
-        if self.imap_port in IMAP_DEFAULT_PORTS.values():
-            self.imap_port = IMAP_DEFAULT_PORTS[self.imap_encryption]
+        if self.imap_port in roundtrip.DEFAULT_PORTS.values():
+            self.imap_port = roundtrip.DEFAULT_PORTS[self.imap_encryption]
 
     def _delivery_job(self, smtp):
         """Following the test message into the mailbox, needing no cursor.
 
-        ``smtp``: the account's SMTP settings, whose password logs in to the
-        mailbox too. The function runs in the check's thread once the server
-        accepted the message: it looks up the sender domain's SPF and DMARC
-        records while the message travels, then searches the mailbox until
-        the message arrives, the account's wait runs out or ``end`` comes.
+        ``smtp``: the account's SMTP settings, whose password opens the mailbox
+        too. The search lasts until the account's wait or ``end``.
         """
         self.ensure_one()
         host = (self.imap_host_used or "").strip()
         # A pinned SMTP certificate is pinned for IMAP too on the same host:
         # one self-hosted server usually serves both with one certificate.
         same_host = host.lower() == (self.smtp_host or "").strip().lower()
-        settings = ImapSettings(
+        settings = roundtrip.ImapSettings(
             host=host,
             port=self.imap_port,
             encryption=self.imap_encryption,
@@ -189,6 +180,7 @@ class EmailAccountRoundTrip(models.Model):
         wait, delete = self.roundtrip_wait, self.roundtrip_delete
 
         def follow(message_id, submitted, end, progress):
+            # The sender domain's records are looked up while the message travels.
             report = sender_domain_report(
                 smtp.sender_email,
                 smtp.host,
@@ -196,7 +188,7 @@ class EmailAccountRoundTrip(models.Model):
                 timeout=min(wait / 2, 10),
             )
             until = submitted + wait if end is None else min(submitted + wait, end)
-            found = find_message(
+            found = roundtrip.find_message(
                 settings,
                 message_id,
                 wait=max(until - time.monotonic(), 1),
@@ -222,10 +214,8 @@ class EmailAccountRoundTrip(models.Model):
         return story
 
     def _delivery_values(self, delivery):
-        """What the account stores of a delivery check: ``(found, report)``.
-
-        None (the server did not accept the test message) forgets the
-        previous delivery check.
+        """What the account stores of a delivery check ``(found, report)``; None
+        (the server refused the test message) forgets the previous one.
         """
         if delivery is None:
             return {
@@ -256,8 +246,6 @@ class EmailAccountRoundTrip(models.Model):
     def _send_search_progress(self, waited):
         """Tell who asked for the check how long its message was waited for."""
         self.ensure_one()
-        if not self.check_requested_by:
-            return
         self.check_requested_by._bus_send(
             "simple_notification",
             {
@@ -269,7 +257,6 @@ class EmailAccountRoundTrip(models.Model):
                     seconds=int(waited),
                     wait=self.roundtrip_wait,
                 ),
-                "sticky": False,
             },
         )
 
@@ -328,7 +315,7 @@ class EmailAccountRoundTrip(models.Model):
         if found.folder:
             lines.append(_("Verdicts of the receiving server:"))
             if not found.verdicts:
-                lines.append(_(NO_VERDICTS))
+                lines.append(_(roundtrip.NO_VERDICTS))
             for method in TRUST_METHODS:
                 verdict = found.verdicts.get(method)
                 if verdict is None:
@@ -343,7 +330,7 @@ class EmailAccountRoundTrip(models.Model):
                     )
                 else:
                     line = _("%(method)s: %(result)s", **params)
-                hint = VERDICT_HINTS.get((method, verdict.result))
+                hint = roundtrip.VERDICT_HINTS.get((method, verdict.result))
                 lines.append(f"{line} — {_(hint)}" if hint else line)
         lines.append(_("Sender domain %(domain)s:", domain=report.domain))
         lines.extend(finding.text(translate=_) for finding in report.findings)
@@ -354,7 +341,7 @@ class EmailAccountRoundTrip(models.Model):
         if found.state == "junk":
             levels.add(PROBLEM)
         for method, verdict in found.verdicts.items():
-            if (method, verdict.result) in VERDICT_HINTS:
+            if (method, verdict.result) in roundtrip.VERDICT_HINTS:
                 failed = verdict.result in ("fail", "permerror")
                 levels.add(PROBLEM if failed else WARNING)
         if found.folder and not found.verdicts:
@@ -362,10 +349,8 @@ class EmailAccountRoundTrip(models.Model):
         return next((level for level in (PROBLEM, WARNING) if level in levels), OK)
 
     def _delivery_summary(self):
-        """Short translated verdict of the last delivery check, or "".
-
-        For the places where an account is picked (the outgoing mail server
-        of a mailing, for one): "Delivered to Spam · At Risk".
+        """Short verdict of the last delivery check, or "": for the places where
+        an account is picked, "Delivered to Spam · At Risk".
         """
         self.ensure_one()
         if self.roundtrip_state == "untested":
