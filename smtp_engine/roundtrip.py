@@ -180,10 +180,8 @@ class ImapSettings:
 class AuthVerdict:
     """One method's result in an ``Authentication-Results`` header."""
 
-    method: str
     result: str
     reason: str = ""
-    properties: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -201,7 +199,6 @@ class RoundTripResult(Explained):
     arrival: float | None = None
     elapsed: float = 0.0
     hops: tuple[str, ...] = ()
-    authentication_results: str = ""
     verdicts: dict = field(default_factory=dict)
     deleted: bool = False
     searched: bool = False
@@ -372,13 +369,10 @@ def parse_authentication_results(value):
         result = (first["value"] or "").lower()
         if not (method and result) or method in verdicts:
             continue
-        properties = [
-            (t["key"].lower(), t["value"].strip('"')) for t in rest if t["key"]
-        ]
-        comments = [" ".join(t["comment"].split()) for t in rest if t["comment"]]
-        reason = dict(properties).get("reason") or next(iter(comments), "")
-        properties = tuple(pair for pair in properties if pair[0] != "reason")
-        verdicts[method] = AuthVerdict(method, result, reason, properties)
+        properties = {t["key"].lower(): t["value"].strip('"') for t in rest if t["key"]}
+        comments = (" ".join(t["comment"].split()) for t in rest if t["comment"])
+        reason = properties.get("reason") or next(comments, "")
+        verdicts[method] = AuthVerdict(result, reason)
     return verdicts
 
 
@@ -506,7 +500,5 @@ def _read_header(result, header):
     result.hops = describe_hops(message.get_all("Received") or [])
     # The topmost header is the one the receiving server added; any below
     # it came with the message and proves nothing.
-    results = message.get_all("Authentication-Results") or []
-    if results:
-        result.authentication_results = " ".join(str(results[0]).split())
-        result.verdicts = parse_authentication_results(result.authentication_results)
+    topmost = " ".join(str(message.get("Authentication-Results", "")).split())
+    result.verdicts = parse_authentication_results(topmost)
