@@ -1,5 +1,4 @@
-"""Find the test message in the account's own mailbox over IMAP (README:
-"Delivery check: the round trip and the receivers' trust")."""
+"""Find the test message in the account's own mailbox over IMAP."""
 
 import email
 import imaplib

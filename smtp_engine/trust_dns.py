@@ -1,13 +1,4 @@
-"""Will receivers trust the account's mail? What its domain publishes in DNS.
-
-``check_sender_domain`` evaluates the SPF record (RFC 7208) of the sender
-domain for each address of the SMTP server, and reads its DMARC policy
-(RFC 7489); each finding is a key of ``DNS_HINTS``. The SMTP server's
-addresses are those sending connects to: the system resolver's,
-``/etc/hosts`` included. The records are looked up with dnspython, which
-lets a caller choose the server to ask (the system library cannot), so
-that tests stay on loopback. Macros and ``ptr`` never match.
-"""
+"""Will receivers trust the account's mail? Its domain's SPF and DMARC records."""
 
 import ipaddress
 import re
@@ -90,7 +81,6 @@ class Finding:
     params: dict = field(default_factory=dict)
 
     def text(self, translate=untranslated):
-        """Return the translated sentence of this finding."""
         return render(DNS_HINTS[self.key], translate, self.params)
 
 
@@ -113,10 +103,9 @@ class SenderDomainReport:
 
 
 def nameserver_resolver(entries):
-    """Return a dnspython resolver that asks only the DNS servers ``entries``.
+    """Return a resolver asking only ``entries``, all on the port of the first.
 
-    Each is an address with an optional port: ``192.0.2.53``,
-    ``127.0.0.1:5353``, ``[::1]:5353``; all use the port of the first.
+    Each is an address with an optional port: ``127.0.0.1:5353``, ``[::1]:53``.
     """
     servers = [_split_server(entry) for entry in entries]
     resolver = dns.resolver.Resolver(configure=False)
@@ -127,6 +116,8 @@ def nameserver_resolver(entries):
 
 def make_resolver(nameserver=None, timeout=5.0):
     """Return a resolver asking ``nameserver``, or the system's servers."""
+    # dnspython, unlike the system library, lets a caller choose the server
+    # to ask: tests stay on loopback.
     if nameserver:
         resolver = nameserver_resolver([nameserver])
     else:
@@ -274,7 +265,7 @@ def spf_result(lookups, ip, domain):
 
 
 def _host_addresses(host, timeout):
-    """Return the addresses of ``host`` as sending finds them: the system's."""
+    """Return the addresses of ``host`` as sending finds them (``/etc/hosts`` too)."""
     try:
         found = resolve(normalize_host(host), None, Deadline(timeout))
     except (OSError, ValueError):
@@ -283,7 +274,6 @@ def _host_addresses(host, timeout):
 
 
 def _dmarc(lookups, domain):
-    """Return ``(record, policy)`` of ``domain`` or of its parent domain."""
     # The organizational domain, without the public suffix list: right for
     # the usual name.tld and sub.name.tld.
     for candidate in dict.fromkeys([domain, ".".join(domain.split(".")[-2:])]):
@@ -338,7 +328,6 @@ def check_sender_domain(sender_email, smtp_host, *, resolver):
 
 
 def _spf_finding(report, lookups, smtp_host):
-    """Return what the SPF record of the report's domain means for ``smtp_host``."""
     domain = report.domain
     records = _spf_records(lookups, domain)
     if not records:
