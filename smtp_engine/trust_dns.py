@@ -89,7 +89,6 @@ class SenderDomainReport:
     """What the sender domain publishes, and what it means for the account."""
 
     domain: str
-    spf_record: str = ""
     spf_results: dict = field(default_factory=dict)
     dmarc_record: str = ""
     dmarc_policy: str = ""
@@ -332,7 +331,6 @@ def _spf_finding(report, lookups, smtp_host):
     records = _spf_records(lookups, domain)
     if not records:
         return Finding(PROBLEM, "spf_missing", {"domain": domain})
-    report.spf_record = records[0]
     if len(records) > 1:
         error = "more than one SPF record"
         return Finding(PROBLEM, "spf_invalid", {"domain": domain, "error": error})
