@@ -14,7 +14,6 @@ class UndecryptableSecretError(secret_box.SecretKeyError):
             f"(id {account.id}) cannot be decrypted by any of the keys"
         )
         self.account = account
-        self.field_name = field_name
 
 
 def reencrypt_secrets(env):
