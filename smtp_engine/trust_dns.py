@@ -214,20 +214,20 @@ def _mechanism_matches(lookups, ip, domain, name, target, cidr):
     if name == "exists":
         return bool(lookups.query(target, "A"))
     if name == "include":
-        result = _check_host(lookups, ip, target)
-        if result == "none":
-            raise ValueError(f"include:{target} has no SPF record")
-        return result == "pass"
+        return _check_host(lookups, ip, target, f"include:{target}") == "pass"
     return False  # ptr: deprecated, never matches here
 
 
-def _check_host(lookups, ip, domain):
+def _check_host(lookups, ip, domain, referrer=""):
     """Return the SPF result of ``ip`` for ``domain`` (RFC 7208 check_host).
 
-    A record that cannot be evaluated raises ``ValueError`` (a permerror), a
-    look-up that fails dnspython's ``DNSException`` (a temperror).
+    A record that cannot be evaluated raises ``ValueError`` (a permerror), as
+    does no record at all where the ``referrer`` term (include, redirect)
+    leads; a look-up that fails raises dnspython's ``DNSException``.
     """
     records = _spf_records(lookups, domain)
+    if referrer and not records:
+        raise ValueError(f"{referrer} has no SPF record")
     if not records:
         return "none"
     if len(records) > 1:
@@ -247,10 +247,7 @@ def _check_host(lookups, ip, domain):
             redirect = modifier["value"]
     if redirect:
         lookups.charge()
-        result = _check_host(lookups, ip, redirect)
-        if result == "none":
-            raise ValueError(f"redirect={redirect} has no SPF record")
-        return result
+        return _check_host(lookups, ip, redirect, f"redirect={redirect}")
     return "neutral"
 
 
