@@ -116,11 +116,9 @@ def _fsync_folder(folder):
 def _create_key_file(path):
     """Create the key file with a new key, unless another process just did.
 
-    The key is written and synced in a temporary file of the same folder
-    (created with mode 0600), which is then hard-linked to its final name:
-    a link never replaces an existing file, and readers see either no file
-    or the complete one. Whoever links first wins; everyone returns the keys
-    that are in the file afterwards.
+    The key is synced in a temporary file (mode 0600) of the same folder, then
+    hard-linked to its name: a link never replaces a file, and readers see no
+    file or the whole one. The first to link wins; all return its keys.
     """
     folder = os.path.dirname(path)
     os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -145,12 +143,12 @@ def _create_key_file(path):
 
 def _load_keys(create=False):
     """Return the keys, newest first; ``create`` the key file if there is none."""
-    for text, separator, where in (
-        (config.get(KEY_OPTION), ",", f"the option {KEY_OPTION}"),
-        (os.environ.get(KEY_ENVIRON), ",", f"the variable {KEY_ENVIRON}"),
+    for text, where in (
+        (config.get(KEY_OPTION), f"the option {KEY_OPTION}"),
+        (os.environ.get(KEY_ENVIRON), f"the variable {KEY_ENVIRON}"),
     ):
         if text and text.strip():
-            return _parse_keys(text, separator, where)
+            return _parse_keys(text, ",", where)
     path = key_file_path()
     fernets = _read_key_file(path)
     if fernets:
