@@ -1,6 +1,3 @@
-"""Install and uninstall hooks."""
-
-
 def uninstall_hook(env):
     """Leave no outgoing mail server behind that only this addon can drive.
 

@@ -1,13 +1,4 @@
-"""The ``email_account_rekey`` command: re-encrypt the stored passwords.
-
-Odoo finds it in the ``cli`` folder of the addon (see ``odoo.cli.command``),
-provided that the addon is in the addons path that Odoo knows before it
-reads the command line: give ``--addons-path=...`` first, or name the
-configuration file in ``ODOO_RC``::
-
-    python3 -m odoo --addons-path=ADDONS email_account_rekey -c odoo.conf -d DB
-    ODOO_RC=odoo.conf python3 -m odoo email_account_rekey -d DB
-"""
+"""The ``email_account_rekey`` command; see "Key rotation" in the README."""
 
 import logging
 import sys

@@ -1,10 +1,4 @@
-"""Find the test message in the account's own mailbox over IMAP.
-
-What it looks for and reports is told in the README ("Delivery check: the
-round trip and the receivers' trust"). The connection keeps to the
-deadline, verifies or pins the certificate and masks the password as
-SMTP's does (``connection``, ``transcript``).
-"""
+"""Find the test message in the account's own mailbox over IMAP."""
 
 import email
 import imaplib
@@ -155,8 +149,6 @@ NO_VERDICTS = _lt(
 
 
 class RoundTripStep(str, Enum):
-    """The steps of the round trip, in the order they happen."""
-
     CONNECT = "imap_connect"
     TLS = "imap_tls"
     LOGIN = "imap_login"
@@ -169,11 +161,7 @@ class RoundTripStep(str, Enum):
 
 @dataclass(frozen=True)
 class ImapSettings:
-    """How to open the account's mailbox.
-
-    ``password`` is the mailbox's own, left out of ``repr()``;
-    ``pinned_certificate`` and ``cafile`` work as in ``SmtpSettings``.
-    """
+    """How to open the account's mailbox; the certificate as in ``SmtpSettings``."""
 
     host: str
     port: int = 993
@@ -191,23 +179,17 @@ class ImapSettings:
 class AuthVerdict:
     """One method's result in an ``Authentication-Results`` header."""
 
-    method: str
     result: str
     reason: str = ""
-    properties: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
 class RoundTripResult(Explained):
     """Where the test message landed, or where looking for it failed.
 
-    ``folder`` is "inbox", "junk" or None (not found, or not looked for);
-    ``step`` is the failing step, or ``DONE`` when the search ran to its
-    end (found or not); ``hint`` is a key of ``ROUNDTRIP_HINTS``;
-    ``arrival`` the seconds from submission until the message was seen;
-    ``hops`` the ``Received`` headers in the order the message travelled;
-    ``verdicts`` the SPF, DKIM and DMARC verdicts of the topmost
-    ``Authentication-Results`` header, by method (empty without one).
+    ``step`` is the failing step, or ``DONE`` when the search ran to its end
+    (found or not); ``arrival`` counts from the submission; ``verdicts`` are
+    those of the topmost ``Authentication-Results`` header, by method.
     """
 
     step: RoundTripStep
@@ -216,7 +198,6 @@ class RoundTripResult(Explained):
     arrival: float | None = None
     elapsed: float = 0.0
     hops: tuple[str, ...] = ()
-    authentication_results: str = ""
     verdicts: dict = field(default_factory=dict)
     deleted: bool = False
     searched: bool = False
@@ -228,7 +209,6 @@ class RoundTripResult(Explained):
 
     @property
     def ok(self):
-        """Whether the mailbox could be searched to the end."""
         return self.step == RoundTripStep.DONE
 
     @property
@@ -238,10 +218,7 @@ class RoundTripResult(Explained):
 
 
 class _Refused(Exception):
-    """The server refused the login, or would see the password unprotected.
-
-    ``hint`` is the key of ``ROUNDTRIP_HINTS`` that says which.
-    """
+    """A refused login, or one that would expose the password: ``hint`` says which."""
 
     def __init__(self, hint, text):
         super().__init__(text)
@@ -249,13 +226,11 @@ class _Refused(Exception):
 
 
 class ImapSession(imaplib.IMAP4):
-    """An ``imaplib.IMAP4`` under a deadline, with a masked transcript.
+    """An ``imaplib.IMAP4`` that connects as the SMTP session does, waits at
+    most for what is left of the deadline and keeps a masked transcript.
 
-    imaplib's constructor connects at once; ``open_mailbox`` runs it, so
-    that the step reached is known when connecting fails. ``open`` connects
-    as the SMTP session does (``connection``): resolved, connected and
-    watched within the deadline, its TLS certificate verified or pinned.
-    Every read and write waits at most for what is left of the deadline.
+    imaplib's constructor connects at once: ``open_mailbox`` runs it, so
+    that the step reached is known when connecting fails.
     """
 
     sock = file = None
@@ -267,10 +242,7 @@ class ImapSession(imaplib.IMAP4):
         self.step = RoundTripStep.CONNECT
         self.watchdog = Watchdog("imap-roundtrip-watchdog")
 
-    # -- connection -------------------------------------------------------
-
     def open(self, host="", port=imaplib.IMAP4_PORT, timeout=None):
-        """Connect within the deadline, with TLS from the start if chosen."""
         self.host, self.port = normalize_host(host), port
         addresses = resolve(self.host, port, self.deadline)
         self.sock = connect_any(
@@ -287,28 +259,24 @@ class ImapSession(imaplib.IMAP4):
         record_tls(self.transcript, self.sock, self.settings.pinned_certificate)
 
     def disconnect(self):
-        """Close the connection, if any, and stop the watchdog."""
         for stream in (self.file, self.sock):
             if stream is not None:
                 stream.close()
         self.watchdog.disarm()
 
-    def read(self, size):
-        """Read a literal of ``size`` bytes (message data: not recorded)."""
+    def read(self, size):  # a literal: message data, not recorded
         self.sock.settimeout(self.deadline.socket_timeout())
         data = super().read(size)
         self.transcript.event(f"<{len(data)} bytes of message data>")
         return data
 
     def readline(self):
-        """Read one line of the server within the deadline, recording it."""
         self.sock.settimeout(self.deadline.socket_timeout())
         line = super().readline()
         self.transcript.server(line.decode("utf-8", "replace").rstrip("\r\n"))
         return line
 
     def send(self, data):
-        """Send a command line within the deadline, recording it masked."""
         self.sock.settimeout(self.deadline.socket_timeout())
         line = data.decode("utf-8", "replace").rstrip("\r\n")
         tag, _sep, rest = line.partition(" ")
@@ -317,10 +285,7 @@ class ImapSession(imaplib.IMAP4):
         self.transcript.client(line)
         return super().send(data)
 
-    # -- commands ---------------------------------------------------------
-
     def open_mailbox(self):
-        """Connect, set up STARTTLS if chosen, then log in; raise on refusal."""
         settings = self.settings
         imaplib.IMAP4.__init__(self, settings.host, settings.port)
         if settings.encryption == "starttls":
@@ -364,7 +329,6 @@ class ImapSession(imaplib.IMAP4):
         return by_name
 
     def search_message_id(self, folder, message_id):
-        """Select ``folder`` and return the UID of ``message_id`` in it, or None."""
         typ, _data = self.select(folder)
         if typ != "OK":
             return None
@@ -373,12 +337,10 @@ class ImapSession(imaplib.IMAP4):
         return uids[0].decode() if uids else None
 
     def fetch_header(self, uid):
-        """Return the header of the message ``uid`` of the selected folder."""
         _typ, data = self.uid("FETCH", uid, "(BODY.PEEK[HEADER])")
         return next((part[1] for part in data or () if isinstance(part, tuple)), b"")
 
     def delete(self, uid):
-        """Delete the message ``uid`` of the selected folder, and only it."""
         self.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted)")
         # Without UIDPLUS an EXPUNGE would also remove whatever else the user
         # marked deleted: the message is then left marked, not expunged.
@@ -389,12 +351,10 @@ class ImapSession(imaplib.IMAP4):
 
 
 def parse_authentication_results(value):
-    """Return the verdicts of one ``Authentication-Results`` value, by method.
+    """Return the verdicts of one ``Authentication-Results`` value (RFC 8601).
 
-    ``value`` is ``authserv-id [version]; method=result [reason=...]
-    [(comment)] [ptype.property=value ...]; ...`` (RFC 8601). The reason is
-    the ``reason`` property, or else the comment that follows the result.
-    Only the first verdict of each method is kept.
+    The reason is the ``reason`` property, or else the comment that follows
+    the result. Only the first verdict of each method is kept.
     """
     resinfos = [[]]
     for token in _RESULTS_TOKEN.finditer(value or ""):
@@ -408,13 +368,10 @@ def parse_authentication_results(value):
         result = (first["value"] or "").lower()
         if not (method and result) or method in verdicts:
             continue
-        properties = [
-            (t["key"].lower(), t["value"].strip('"')) for t in rest if t["key"]
-        ]
-        comments = [" ".join(t["comment"].split()) for t in rest if t["comment"]]
-        reason = dict(properties).get("reason") or next(iter(comments), "")
-        properties = tuple(pair for pair in properties if pair[0] != "reason")
-        verdicts[method] = AuthVerdict(method, result, reason, properties)
+        properties = {t["key"].lower(): t["value"].strip('"') for t in rest if t["key"]}
+        comments = (" ".join(t["comment"].split()) for t in rest if t["comment"])
+        reason = properties.get("reason") or next(comments, "")
+        verdicts[method] = AuthVerdict(result, reason)
     return verdicts
 
 
@@ -435,7 +392,6 @@ def describe_hops(received_headers):
 
 
 def _classify(exc, step):
-    """Return the hint key of ``exc`` raised at ``step``, read as for SMTP."""
     if isinstance(exc, _Refused):
         return exc.hint
     # Only connecting and TLS have hints of their own in SMTP's diagnosis.
@@ -456,9 +412,9 @@ def find_message(
     """Look for ``message_id`` in the mailbox of ``settings`` for ``wait`` seconds.
 
     ``submitted`` is the ``time.monotonic()`` of the submission (default:
-    now), from which the arrival time is counted. ``progress`` is called
-    after each search with the seconds waited, ``wait`` and the folder
-    searched. Server, network and TLS problems never raise.
+    now). ``progress`` is called after each search with the seconds waited,
+    ``wait`` and the folder searched. Server, network and TLS problems never
+    raise.
     """
     started = time.monotonic()
     submitted = started if submitted is None else submitted
@@ -474,8 +430,6 @@ def find_message(
         return result
     if not _MESSAGE_ID.match(message_id or ""):
         raise ValueError(f"not a Message-ID: {message_id!r}")
-    # The search stops at ``wait``; reading and deleting a message found at
-    # the last moment, and logging out, may take a little longer.
     deadline = Deadline(wait + min(_CLEANUP_TIME, wait / 4))
     search_end = started + wait
     transcript.event(
@@ -513,7 +467,6 @@ def find_message(
 
 
 def _search(session, result, message_id, search_end, submitted, delete, progress):
-    """Poll the inbox, then the junk folder, until found or ``search_end``."""
     junk = session.junk_folder()
     session.transcript.event(f"Junk folder: {junk or 'none'}")
     folders = [("inbox", "INBOX")] + ([("junk", junk)] if junk else [])
@@ -546,7 +499,5 @@ def _read_header(result, header):
     result.hops = describe_hops(message.get_all("Received") or [])
     # The topmost header is the one the receiving server added; any below
     # it came with the message and proves nothing.
-    results = message.get_all("Authentication-Results") or []
-    if results:
-        result.authentication_results = " ".join(str(results[0]).split())
-        result.verdicts = parse_authentication_results(result.authentication_results)
+    topmost = " ".join(str(message.get("Authentication-Results", "")).split())
+    result.verdicts = parse_authentication_results(topmost)

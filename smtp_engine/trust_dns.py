@@ -1,13 +1,4 @@
-"""Will receivers trust the account's mail? What its domain publishes in DNS.
-
-``check_sender_domain`` evaluates the SPF record (RFC 7208) of the sender
-domain for each address of the SMTP server, and reads its DMARC policy
-(RFC 7489); each finding is a key of ``DNS_HINTS``. The SMTP server's
-addresses are those sending connects to: the system resolver's,
-``/etc/hosts`` included. The records are looked up with dnspython, which
-lets a caller choose the server to ask (the system library cannot), so
-that tests stay on loopback. Macros and ``ptr`` never match.
-"""
+"""Will receivers trust the account's mail? Its domain's SPF and DMARC records."""
 
 import ipaddress
 import re
@@ -90,7 +81,6 @@ class Finding:
     params: dict = field(default_factory=dict)
 
     def text(self, translate=untranslated):
-        """Return the translated sentence of this finding."""
         return render(DNS_HINTS[self.key], translate, self.params)
 
 
@@ -99,7 +89,6 @@ class SenderDomainReport:
     """What the sender domain publishes, and what it means for the account."""
 
     domain: str
-    spf_record: str = ""
     spf_results: dict = field(default_factory=dict)
     dmarc_record: str = ""
     dmarc_policy: str = ""
@@ -113,10 +102,9 @@ class SenderDomainReport:
 
 
 def nameserver_resolver(entries):
-    """Return a dnspython resolver that asks only the DNS servers ``entries``.
+    """Return a resolver asking only ``entries``, all on the port of the first.
 
-    Each is an address with an optional port: ``192.0.2.53``,
-    ``127.0.0.1:5353``, ``[::1]:5353``; all use the port of the first.
+    Each is an address with an optional port: ``127.0.0.1:5353``, ``[::1]:53``.
     """
     servers = [_split_server(entry) for entry in entries]
     resolver = dns.resolver.Resolver(configure=False)
@@ -127,6 +115,8 @@ def nameserver_resolver(entries):
 
 def make_resolver(nameserver=None, timeout=5.0):
     """Return a resolver asking ``nameserver``, or the system's servers."""
+    # dnspython, unlike the system library, lets a caller choose the server
+    # to ask: tests stay on loopback.
     if nameserver:
         resolver = nameserver_resolver([nameserver])
     else:
@@ -224,20 +214,20 @@ def _mechanism_matches(lookups, ip, domain, name, target, cidr):
     if name == "exists":
         return bool(lookups.query(target, "A"))
     if name == "include":
-        result = _check_host(lookups, ip, target)
-        if result == "none":
-            raise ValueError(f"include:{target} has no SPF record")
-        return result == "pass"
+        return _check_host(lookups, ip, target, f"include:{target}") == "pass"
     return False  # ptr: deprecated, never matches here
 
 
-def _check_host(lookups, ip, domain):
+def _check_host(lookups, ip, domain, referrer=""):
     """Return the SPF result of ``ip`` for ``domain`` (RFC 7208 check_host).
 
-    A record that cannot be evaluated raises ``ValueError`` (a permerror), a
-    look-up that fails dnspython's ``DNSException`` (a temperror).
+    A record that cannot be evaluated raises ``ValueError`` (a permerror), as
+    does no record at all where the ``referrer`` term (include, redirect)
+    leads; a look-up that fails raises dnspython's ``DNSException``.
     """
     records = _spf_records(lookups, domain)
+    if referrer and not records:
+        raise ValueError(f"{referrer} has no SPF record")
     if not records:
         return "none"
     if len(records) > 1:
@@ -257,10 +247,7 @@ def _check_host(lookups, ip, domain):
             redirect = modifier["value"]
     if redirect:
         lookups.charge()
-        result = _check_host(lookups, ip, redirect)
-        if result == "none":
-            raise ValueError(f"redirect={redirect} has no SPF record")
-        return result
+        return _check_host(lookups, ip, redirect, f"redirect={redirect}")
     return "neutral"
 
 
@@ -274,7 +261,7 @@ def spf_result(lookups, ip, domain):
 
 
 def _host_addresses(host, timeout):
-    """Return the addresses of ``host`` as sending finds them: the system's."""
+    """Return the addresses of ``host`` as sending finds them (``/etc/hosts`` too)."""
     try:
         found = resolve(normalize_host(host), None, Deadline(timeout))
     except (OSError, ValueError):
@@ -283,7 +270,6 @@ def _host_addresses(host, timeout):
 
 
 def _dmarc(lookups, domain):
-    """Return ``(record, policy)`` of ``domain`` or of its parent domain."""
     # The organizational domain, without the public suffix list: right for
     # the usual name.tld and sub.name.tld.
     for candidate in dict.fromkeys([domain, ".".join(domain.split(".")[-2:])]):
@@ -338,12 +324,10 @@ def check_sender_domain(sender_email, smtp_host, *, resolver):
 
 
 def _spf_finding(report, lookups, smtp_host):
-    """Return what the SPF record of the report's domain means for ``smtp_host``."""
     domain = report.domain
     records = _spf_records(lookups, domain)
     if not records:
         return Finding(PROBLEM, "spf_missing", {"domain": domain})
-    report.spf_record = records[0]
     if len(records) > 1:
         error = "more than one SPF record"
         return Finding(PROBLEM, "spf_invalid", {"domain": domain, "error": error})

@@ -1,14 +1,7 @@
-"""Re-encryption of every stored secret with the newest key.
-
-After a new key is put first (see ``secret_box``), old tokens still decrypt
-with the older keys; ``reencrypt_secrets`` makes every token depend on the
-newest key only, so that the older ones can be removed. The
-``email_account_rekey`` command of the addon runs it on a database.
-"""
+"""Re-encrypt every stored secret with the newest key, so that older keys can go."""
 
 from . import secret_box
 
-# The token columns of email.account, as secret_box stores them.
 TOKEN_FIELDS = ("password_token", "smtp_password_token")
 
 
@@ -21,17 +14,12 @@ class UndecryptableSecretError(secret_box.SecretKeyError):
             f"(id {account.id}) cannot be decrypted by any of the keys"
         )
         self.account = account
-        self.field_name = field_name
 
 
 def reencrypt_secrets(env):
-    """Encrypt every stored secret again with the newest key.
+    """Re-encrypt every account's secrets, archived and of all companies.
 
-    Archived accounts and all companies included. All or nothing: if a
-    token cannot be decrypted, ``UndecryptableSecretError`` is raised
-    before anything is written.
-
-    :return: the number of secrets re-encrypted
+    Return how many. All or nothing: ``UndecryptableSecretError`` before any write.
     """
     accounts = (
         env["email.account"]
@@ -39,7 +27,6 @@ def reencrypt_secrets(env):
         .with_context(active_test=False, tracking_disable=True)
         .search([], order="id")
     )
-    # All decrypted before any is written.
     new_tokens = {}
     for account in accounts:
         for field_name in TOKEN_FIELDS:

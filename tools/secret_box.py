@@ -1,11 +1,4 @@
-"""Encryption of account secrets at rest, as Fernet tokens.
-
-The keys never live in the database, so that a database dump alone reveals
-no password. Where they are looked for, how several keys rotate and when the
-key file is refused are told in the README ("Configuration"). The key file
-is created only to encrypt, never to decrypt: a lost key must show up as an
-error, not be replaced by a new one that decrypts nothing.
-"""
+"""Account secrets encrypted at rest, with keys kept outside the database."""
 
 import contextlib
 import logging
@@ -123,11 +116,9 @@ def _fsync_folder(folder):
 def _create_key_file(path):
     """Create the key file with a new key, unless another process just did.
 
-    The key is written and synced in a temporary file of the same folder
-    (created with mode 0600), which is then hard-linked to its final name:
-    a link never replaces an existing file, and readers see either no file
-    or the complete one. Whoever links first wins; everyone returns the keys
-    that are in the file afterwards.
+    The key is synced in a temporary file (mode 0600) of the same folder, then
+    hard-linked to its name: a link never replaces a file, and readers see no
+    file or the whole one. The first to link wins; all return its keys.
     """
     folder = os.path.dirname(path)
     os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -151,20 +142,19 @@ def _create_key_file(path):
 
 
 def _load_keys(create=False):
-    """Return the Fernet instances of the keys, newest first.
-
-    :param bool create: create the key file if no key exists anywhere
-    """
-    for text, separator, where in (
-        (config.get(KEY_OPTION), ",", f"the option {KEY_OPTION}"),
-        (os.environ.get(KEY_ENVIRON), ",", f"the variable {KEY_ENVIRON}"),
+    """Return the keys, newest first; ``create`` the key file if there is none."""
+    for text, where in (
+        (config.get(KEY_OPTION), f"the option {KEY_OPTION}"),
+        (os.environ.get(KEY_ENVIRON), f"the variable {KEY_ENVIRON}"),
     ):
         if text and text.strip():
-            return _parse_keys(text, separator, where)
+            return _parse_keys(text, ",", where)
     path = key_file_path()
     fernets = _read_key_file(path)
     if fernets:
         return fernets
+    # Never created to decrypt: a lost key must show up as an error, not be
+    # replaced by a new one that decrypts nothing.
     if fernets is None and create:
         return _create_key_file(path)
     raise KeyMissingError(
@@ -174,10 +164,7 @@ def _load_keys(create=False):
 
 
 def encrypt(plain):
-    """Return the token that stores ``plain`` with the newest key.
-
-    Empty stays empty. Creates the key file if there is no key at all.
-    """
+    """Return the token of ``plain`` under the newest key; empty stays empty."""
     if not plain:
         return False
     return _load_keys(create=True)[0].encrypt(plain.encode()).decode("ascii")
@@ -202,11 +189,7 @@ def reencrypt(token):
 
 
 def check_keys(secrets_stored):
-    """Log what is wrong with the keys, at start.
-
-    No key at all is wrong only when ``secrets_stored``: otherwise the key
-    file is created with the first secret.
-    """
+    """Log at start what is wrong with the keys; no key only if ``secrets_stored``."""
     try:
         _load_keys()
     except KeyMissingError as exc:
