@@ -205,9 +205,7 @@ def _local_hostname(sock, deadline):
     if "." in name:
         return name
     address = sock.getsockname()[0]
-    if ":" in address:
-        return f"[IPv6:{address}]"
-    return f"[{address}]"
+    return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
 
 
 def tls_context(settings):
@@ -224,24 +222,20 @@ def verified_tls_context(cafile=None):
     network, so contexts are shared (an ``SSLContext`` may serve many
     sockets and threads); a changed CA file gives a new one.
     """
-    cafile_stamp = None
-    if cafile:
-        try:
-            stat = os.stat(cafile)
-        except OSError as exc:
-            raise ValueError(f"cannot load CA file {cafile}: {exc}") from exc
-        cafile_stamp = (stat.st_mtime_ns, stat.st_size)
-    return _shared_tls_context(cafile, cafile_stamp)
+    if not cafile:
+        return _shared_tls_context(None, None)
+    try:
+        stat = os.stat(cafile)
+        return _shared_tls_context(cafile, (stat.st_mtime_ns, stat.st_size))
+    except OSError as exc:  # ssl.SSLError included
+        raise ValueError(f"cannot load CA file {cafile}: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=16)
 def _shared_tls_context(cafile, _cafile_stamp):
     context = ssl.create_default_context()
     if cafile:
-        try:
-            context.load_verify_locations(cafile=cafile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"cannot load CA file {cafile}: {exc}") from exc
+        context.load_verify_locations(cafile=cafile)
     return context
 
 
@@ -308,12 +302,7 @@ class SmtpSession(smtplib.SMTP):
     max_reply_lines = _MAX_REPLY_LINES
 
     def __init__(
-        self,
-        settings,
-        deadline=None,
-        ssl_context=None,
-        watchdog=None,
-        address=None,
+        self, settings, deadline=None, ssl_context=None, watchdog=None, address=None
     ):
         self.settings = settings
         self.address = address
@@ -385,8 +374,7 @@ class SmtpSession(smtplib.SMTP):
             line = line.rstrip("\r\n")
             self._last_command = line.partition(" ")[0].upper()
             self.transcript.client(line)
-        if self.sock is not None:
-            self.apply_deadline()
+        self.apply_deadline()
         return super().send(s)
 
     def getreply(self):
@@ -502,15 +490,11 @@ def failed_during_exchange(session, exc, started, **values):
         error = f"{type(exc).__name__}: {WITHHELD}"
     session.transcript.event(f"Failed at step {session.step.value}: {error}")
     if hint in CERTIFICATE_HINTS:
-        values["certificate"] = _server_certificate(session, exc)
+        changed = find(exc, CertificateChangedError)
+        der = changed.der if changed else _read_untrusted_certificate(session)
+        values["certificate"] = CertificateDetails.from_der(der) if der else None
     values.update(code=code, reply=session.transcript.withhold(reply))
     return _failed(session.step, hint, error, started, session.transcript, **values)
-
-
-def _server_certificate(session, exc):
-    changed = find(exc, CertificateChangedError)
-    der = changed.der if changed is not None else _read_untrusted_certificate(session)
-    return CertificateDetails.from_der(der) if der else None
 
 
 def _read_untrusted_certificate(session):
@@ -523,9 +507,7 @@ def _read_untrusted_certificate(session):
         session.settings, auth_required=False, pinned_certificate=""
     )
     probe = SmtpSession(
-        settings,
-        deadline=session.deadline,
-        ssl_context=unverified_tls_context(),
+        settings, deadline=session.deadline, ssl_context=unverified_tls_context()
     )
     try:
         probe.connect(normalize_host(settings.host), settings.port)
@@ -569,7 +551,7 @@ def credentials_failure(settings, started, **values):
     credentials = settings.credentials()
     if credentials is None:
         return None
-    if not (credentials[0] and credentials[1]):
+    if not all(credentials):
         hint = "auth_not_configured"
         error = "authentication required but no login or password given"
     elif settings.encryption == "none" and not settings.cleartext_login:
