@@ -22,18 +22,17 @@ from .settings import SmtpSettings
 from .texts import untranslated
 
 
-def _transfer(session, sender, recipients, data):
-    """Send one message over an established session, step by step."""
+def _transfer(session, address, data):
+    """Send ``data`` from ``address`` to itself, step by step."""
     options = [f"SIZE={len(data)}"] if session.has_extn("size") else []
     session.step = Step.SENDER
-    code, reply = session.mail(sender, options)
+    code, reply = session.mail(address, options)
     if code != 250:
-        raise smtplib.SMTPSenderRefused(code, reply, sender)
+        raise smtplib.SMTPSenderRefused(code, reply, address)
     session.step = Step.RECIPIENT
-    for recipient in recipients:
-        code, reply = session.rcpt(recipient)
-        if code not in (250, 251):
-            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    code, reply = session.rcpt(address)
+    if code not in (250, 251):
+        raise smtplib.SMTPRecipientsRefused({address: (code, reply)})
     session.step = Step.DATA
     code, reply = session.data(data)
     if code != 250:
@@ -64,13 +63,9 @@ def send_test_message(
 ) -> SmtpOutcome:
     """Send the test message of ``settings`` to its own sender address.
 
-    ``translate``, ``now`` and ``date_text`` are those of
-    ``compose_test_message``.
-
-    Returns an ``SmtpOutcome``: on success with the server's reply and queue
-    id, on failure with the failing step, the server's reply, a hint and the
-    masked transcript. Problems of the server, the network or TLS never
-    raise; ``ValueError`` is raised only for invalid settings objects.
+    ``translate``, ``now`` and ``date_text`` are ``compose_test_message``'s.
+    Failures of the server, the network or TLS are in the outcome, never
+    raised; ``ValueError`` means invalid settings.
     """
     started = time.monotonic()
     recipient = (settings.sender_email or "").strip()
@@ -93,7 +88,7 @@ def send_test_message(
     session = SmtpSession(settings, deadline=Deadline(settings.timeout))
     try:
         establish(session)
-        code, reply = _transfer(session, recipient, [recipient], data)
+        code, reply = _transfer(session, recipient, data)
         _quit(session)
     except NETWORK_ERRORS as exc:
         return failed_during_exchange(
