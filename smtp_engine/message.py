@@ -29,8 +29,7 @@ def _one_line(text):
 def parse_address(address):
     """Return ``address`` as an ``Address``, or None if it is not usable.
 
-    Only plain ASCII addresses of the form local@domain are accepted: they
-    are what every SMTP server understands without extensions.
+    Only plain ASCII local@domain: what every SMTP server understands.
     """
     address = (address or "").strip()
     if not address.isascii() or address.count("@") != 1 or len(address.split()) != 1:
@@ -45,13 +44,9 @@ def parse_address(address):
 
 
 def _set_text_header(message, name, value):
-    """Set an unstructured header, encoding non-ASCII text ourselves.
-
-    Before Python 3.13 the email package, when it folds a long header into
-    several encoded words, drops the space at each fold ("από τον" arrives
-    as "απότον"). ``Header`` keeps every space inside the encoded words and
-    folds within the line length, so the value is emitted as is.
-    """
+    # Before Python 3.13, folding a long header into encoded words drops the
+    # space at each fold ("από τον" arrives as "απότον"); ``Header`` keeps
+    # every space inside the encoded words.
     if value.isascii():
         message[name] = value
     else:
@@ -73,29 +68,19 @@ def compose_test_message(
     message_id_domain: str | None = None,
     date_text: str | None = None,
 ) -> EmailMessage:
-    """Return the test message of ``settings`` as an ``EmailMessage``.
+    """Return the test message, from the sender to itself, saying how it was sent.
 
-    It goes from the sender (display name and address) to the same address,
-    and its plain-text and HTML parts say which account, server, port,
-    security and login were used, and when; never a password. ``translate``
-    translates the English texts; ``now`` fixes the date (default: now);
-    ``date_text`` is that date as the reader's language writes it (default:
-    ISO 8601).
-    Raises ``ValueError`` if the sender address is not valid.
+    ``now`` fixes the date, ``date_text`` is how the reader's language
+    writes it (default: ISO 8601). Raises ``ValueError`` for an invalid sender.
     """
     address = parse_address(settings.sender_email)
     if address is None:
         raise ValueError(f"invalid sender e-mail address: {settings.sender_email!r}")
-    sender = Address(
-        display_name=_one_line(settings.sender_name),
-        username=address.username,
-        domain=address.domain,
-    )
+    sender = Address(_one_line(settings.sender_name), addr_spec=address.addr_spec)
     now = _aware(now)
-    account = _one_line(account_name)
     credentials = settings.credentials()
     params = {
-        "account": account,
+        "account": _one_line(account_name),
         "host": settings.host,
         "port": settings.port,
         "security": translate(SECURITY_LABELS[settings.encryption]),
