@@ -7,21 +7,3 @@ from .message import compose_test_message
 from .result import SmtpEngineError, SmtpOutcome, Step
 from .settings import ENCRYPTIONS, SmtpSettings
 from .texts import HINTS, MESSAGE_TEXTS, SECURITY_LABELS, STEP_LABELS
-
-__all__ = [
-    "ENCRYPTIONS",
-    "HINTS",
-    "MESSAGE_TEXTS",
-    "SECURITY_LABELS",
-    "STEP_LABELS",
-    "SmtpEngineError",
-    "SmtpOutcome",
-    "SmtpSettings",
-    "Step",
-    "compose_test_message",
-    "diagnose_exception",
-    "diagnose_reply",
-    "open_connection",
-    "parse_queue_id",
-    "send_test_message",
-]
