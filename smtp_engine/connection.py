@@ -28,8 +28,7 @@ _MAX_REPLY_BYTES = 64 * 1024
 # The watchdog fires a little after the deadline: normally the socket
 # time-out, set to the remaining time, has already ended the wait.
 _WATCHDOG_GRACE = 0.1
-# Longest wait for this machine's own name, used in EHLO.
-_FQDN_WAIT = 2.0
+_FQDN_WAIT = 2.0  # for this machine's own name, given in EHLO
 # As smtplib: a server that keeps challenging during AUTH is broken.
 _MAX_CHALLENGES = 5
 _fqdn_cache = []
@@ -165,14 +164,11 @@ def resolve(host, port, deadline):
     return run_bounded(socket.getaddrinfo, wait, host, port, 0, socket.SOCK_STREAM)
 
 
-def _format_address(sockaddr):
-    host, port = sockaddr[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def connect_any(addresses, deadline, transcript, watchdog=None):
-    last_error = None
+    last_error = OSError("no address to connect to")
     for family, kind, proto, _name, sockaddr in addresses:
+        host, port = sockaddr[:2]
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         sock = None
         try:
             sock = socket.socket(family, kind, proto)
@@ -185,14 +181,14 @@ def connect_any(addresses, deadline, transcript, watchdog=None):
                 sock.close()
             if watchdog is not None:
                 watchdog.disarm()
-            transcript.event(f"Connecting to {_format_address(sockaddr)}: {exc}")
+            transcript.event(f"Connecting to {where}: {exc}")
             last_error = exc
             if deadline.expired():
                 break
-            continue
-        transcript.event(f"Connected to {_format_address(sockaddr)}")
-        return sock
-    raise last_error or OSError("no address to connect to")
+        else:
+            transcript.event(f"Connected to {where}")
+            return sock
+    raise last_error
 
 
 def _local_hostname(sock, deadline):
