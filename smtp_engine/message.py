@@ -38,9 +38,7 @@ def parse_address(address):
         parsed = Address(addr_spec=address)
     except (ValueError, IndexError, email.errors.MessageError):
         return None
-    if not parsed.username or not parsed.domain:
-        return None
-    return parsed
+    return parsed if parsed.username and parsed.domain else None
 
 
 def _set_text_header(message, name, value):
@@ -51,12 +49,6 @@ def _set_text_header(message, name, value):
         message[name] = value
     else:
         message.set_raw(name, Header(value, "utf-8", header_name=name).encode())
-
-
-def _aware(now):
-    if now is None:
-        return datetime.now().astimezone()
-    return now if now.tzinfo else now.astimezone()
 
 
 def compose_test_message(
@@ -77,7 +69,8 @@ def compose_test_message(
     if address is None:
         raise ValueError(f"invalid sender e-mail address: {settings.sender_email!r}")
     sender = Address(_one_line(settings.sender_name), addr_spec=address.addr_spec)
-    now = _aware(now)
+    now = now or datetime.now()
+    now = now if now.tzinfo else now.astimezone()
     credentials = settings.credentials()
     params = {
         "account": _one_line(account_name),
