@@ -311,8 +311,6 @@ class SmtpSession(smtplib.SMTP):
         if ssl_context is None and settings.encryption != "none":
             ssl_context = tls_context(settings)
         self.ssl_context = ssl_context
-        self._last_command = ""
-        self._body_next = False
         # An explicit local name keeps smtplib from looking up the machine's
         # name without a time-out; the real one is chosen once connected.
         super().__init__(
@@ -362,24 +360,18 @@ class SmtpSession(smtplib.SMTP):
         return sock
 
     def send(self, s):
-        if self._body_next:
-            self._body_next = False
+        # smtplib sends commands as text and only the message data as bytes.
+        if isinstance(s, bytes):
             self.transcript.client_data(len(s))
         else:
-            line = s.decode("utf-8", "replace") if isinstance(s, bytes) else s
-            line = line.rstrip("\r\n")
-            self._last_command = line.partition(" ")[0].upper()
-            self.transcript.client(line)
+            self.transcript.client(s.rstrip("\r\n"))
         self.apply_deadline()
         return super().send(s)
 
     def getreply(self):
         if self.file is None and self.sock is not None:
             self.file = _ReplyReader(self)
-        code, reply = super().getreply()
-        if code == 354 and self._last_command == "DATA":
-            self._body_next = True
-        return code, reply
+        return super().getreply()
 
     def auth(self, mechanism, authobject, *, initial_response_ok=True):
         """Authenticate as smtplib does, but in UTF-8, refusing a non-base64 challenge.
