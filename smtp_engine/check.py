@@ -23,7 +23,7 @@ from .texts import untranslated
 
 
 def _transfer(session, address, data):
-    """Send ``data`` from ``address`` to itself, step by step."""
+    """Send ``data`` from ``address`` to itself, step by step, and say goodbye."""
     options = [f"SIZE={len(data)}"] if session.has_extn("size") else []
     session.step = Step.SENDER
     code, reply = session.mail(address, options)
@@ -37,12 +37,8 @@ def _transfer(session, address, data):
     code, reply = session.data(data)
     if code != 250:
         raise smtplib.SMTPDataError(code, reply)
-    return code, reply
-
-
-def _quit(session):
-    """Say goodbye; a failure here no longer matters to the message."""
     session.step = Step.QUIT
+    # A failure from here on no longer matters to the message.
     try:
         session.quit()
     except NETWORK_ERRORS as exc:
@@ -51,6 +47,7 @@ def _quit(session):
             + session.transcript.withhold(describe_exception(exc))
         )
     session.step = Step.DONE
+    return code, reply
 
 
 def send_test_message(
@@ -89,7 +86,6 @@ def send_test_message(
     try:
         establish(session)
         code, reply = _transfer(session, recipient, data)
-        _quit(session)
     except NETWORK_ERRORS as exc:
         return failed_during_exchange(
             session, exc, started, message_id=message_id, recipient=recipient
