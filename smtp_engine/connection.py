@@ -537,12 +537,11 @@ def credentials_failure(settings, started, **values):
     Then nothing is sent at all.
     """
     credentials = settings.credentials()
-    if credentials is None:
-        return None
-    if not all(credentials):
+    cleartext = settings.encryption == "none" and not settings.cleartext_login
+    if credentials and not all(credentials):
         hint = "auth_not_configured"
         error = "authentication required but no login or password given"
-    elif settings.encryption == "none" and not settings.cleartext_login:
+    elif credentials and cleartext:
         hint = "cleartext_login"
         error = "the login would be sent without encryption"
     else:
