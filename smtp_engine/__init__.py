@@ -1,27 +1,8 @@
 """SMTP engine of the e-mail accounts, without any dependency on Odoo."""
 
-from .check import send_test_message
+from .check import compose_test_message, send_test_message
 from .connection import open_connection
 from .diagnosis import diagnose_exception, diagnose_reply, parse_queue_id
-from .message import compose_test_message
 from .result import SmtpEngineError, SmtpOutcome, Step
 from .settings import ENCRYPTIONS, SmtpSettings
 from .texts import HINTS, MESSAGE_TEXTS, SECURITY_LABELS, STEP_LABELS
-
-__all__ = [
-    "ENCRYPTIONS",
-    "HINTS",
-    "MESSAGE_TEXTS",
-    "SECURITY_LABELS",
-    "STEP_LABELS",
-    "SmtpEngineError",
-    "SmtpOutcome",
-    "SmtpSettings",
-    "Step",
-    "compose_test_message",
-    "diagnose_exception",
-    "diagnose_reply",
-    "open_connection",
-    "parse_queue_id",
-    "send_test_message",
-]

@@ -1,8 +1,7 @@
 """Command line: send the test message of an account and print the diagnosis.
 
-Passwords come from the environment or a prompt, never from the command
-line, where other users could read them. Exit status: 0 when the message
-was accepted, 1 when it failed, 2 for a usage error.
+Passwords come from the environment or a prompt, never from the command line,
+where other users could read them. Exit status: 0 sent, 1 failed, 2 usage.
 """
 
 import argparse
@@ -18,7 +17,6 @@ LOGIN_PASSWORD_VARIABLE = "EMAIL_ACCOUNT_LOGIN_PASSWORD"
 
 
 def build_parser():
-    """Return the argument parser of the command."""
     parser = argparse.ArgumentParser(
         prog="python -m smtp_engine",
         description=(
@@ -72,7 +70,6 @@ def _secret(variable, prompt, wanted):
 
 
 def report(result, stream):
-    """Write the diagnosis and the transcript of ``result`` to ``stream``."""
     lines = [
         "OK" if result.ok else "FAILED",
         f"Step: {result.step_label()} ({result.step.value})",
@@ -106,7 +103,6 @@ def report(result, stream):
 
 
 def main(argv=None):
-    """Run the command; return its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.timeout <= 0:

@@ -13,8 +13,9 @@ class CertificateChangedError(ssl.SSLError):
 
     def __init__(self, der, pin):
         self.der = der
+        seen = format_fingerprint(fingerprint(der))
         super().__init__(
-            f"server certificate SHA-256 {display_fingerprint(der)} is not the "
+            f"server certificate SHA-256 {seen} is not the "
             f"pinned {format_fingerprint(pin)}"
         )
 
@@ -42,18 +43,12 @@ def fingerprint(der):
     return hashlib.sha256(der).hexdigest()
 
 
-def display_fingerprint(der):
-    """Return the SHA-256 of a DER certificate as it is usually shown."""
-    return format_fingerprint(fingerprint(der))
-
-
 @dataclass(frozen=True)
 class CertificateDetails:
     """What a server's certificate says, read without trusting it.
 
-    ``fingerprint`` is the SHA-256 of the certificate (DER), colon-separated
-    upper-case hex, the value to pin; the other fields are empty or None if
-    the certificate could not be parsed.
+    ``fingerprint`` is shown as colon-separated upper-case hex; the other
+    fields are empty if the certificate could not be parsed.
     """
 
     fingerprint: str
@@ -65,11 +60,11 @@ class CertificateDetails:
 
     @classmethod
     def from_der(cls, der):
-        """Return the details of the DER certificate ``der``."""
+        shown = format_fingerprint(fingerprint(der))
         try:
             cert = x509.load_der_x509_certificate(der)
             return cls(
-                fingerprint=display_fingerprint(der),
+                fingerprint=shown,
                 subject=cert.subject.rfc4514_string(),
                 issuer=cert.issuer.rfc4514_string(),
                 not_before=_utc(cert, "not_valid_before"),
@@ -79,7 +74,7 @@ class CertificateDetails:
         # An untrusted server's certificate may be broken in any way, and its
         # details only help: the fingerprint is always there.
         except Exception:  # noqa: BLE001
-            return cls(fingerprint=display_fingerprint(der))
+            return cls(fingerprint=shown)
 
 
 def _utc(cert, name):

@@ -1,7 +1,4 @@
-"""Connect, secure and log in to an SMTP server under one deadline.
-
-``establish`` does it for both the test message and ``open_connection``.
-"""
+"""Connect, secure and log in to an SMTP server under one deadline."""
 
 import base64
 import binascii
@@ -31,8 +28,7 @@ _MAX_REPLY_BYTES = 64 * 1024
 # The watchdog fires a little after the deadline: normally the socket
 # time-out, set to the remaining time, has already ended the wait.
 _WATCHDOG_GRACE = 0.1
-# Longest wait for this machine's own name, used in EHLO.
-_FQDN_WAIT = 2.0
+_FQDN_WAIT = 2.0  # for this machine's own name, given in EHLO
 # As smtplib: a server that keeps challenging during AUTH is broken.
 _MAX_CHALLENGES = 5
 _fqdn_cache = []
@@ -42,11 +38,8 @@ NETWORK_ERRORS = (smtplib.SMTPException, OSError, UnicodeError)
 
 
 def _utf8(text):
-    """Encode a login or password as UTF-8, the bytes every mechanism sends.
-
-    A lone surrogate stands for a byte that was not UTF-8 where the text
-    came from (``os.environ`` decodes so) and goes back as that byte.
-    """
+    # A lone surrogate stands for a byte that was not UTF-8 where the text
+    # came from (``os.environ`` decodes so) and goes back as that byte.
     try:
         return text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
@@ -63,11 +56,10 @@ class Deadline:
         self._end = time.monotonic() + seconds
 
     def remaining(self):
-        """Return the seconds left, negative once the deadline has passed."""
+        """Return the seconds left, negative once past."""
         return self._end - time.monotonic()
 
     def expired(self):
-        """Return whether the deadline has passed."""
         return self.remaining() <= 0
 
     def socket_timeout(self):
@@ -81,11 +73,10 @@ class Deadline:
 class Watchdog:
     """Shuts a connection down a little after its deadline, or when stopped.
 
-    The socket time-out, set to the time left, normally ends a wait first;
-    the watchdog stops what it cannot, a server trickling bytes one by one.
-    It holds a duplicate descriptor, which stays valid whatever happens to
-    the socket object (TLS wrapping detaches it), and shutting that down
-    ends any connect, read or write in progress on the connection.
+    It ends what the socket time-out cannot: a server trickling bytes one by
+    one. It holds a duplicate descriptor, valid whatever happens to the
+    socket object (TLS wrapping detaches it), whose shutdown ends any
+    connect, read or write in progress.
     """
 
     def __init__(self, name):
@@ -97,7 +88,6 @@ class Watchdog:
         self._lock = threading.Lock()
 
     def arm(self, sock, deadline):
-        """Watch ``sock`` until ``deadline`` (a ``Deadline``) has passed."""
         with self._lock:
             if self.stopped:
                 raise TimeoutError("the connection was stopped")
@@ -124,7 +114,6 @@ class Watchdog:
                 self._socket.shutdown(socket.SHUT_RDWR)
 
     def disarm(self):
-        """Stop watching and close the duplicate descriptor."""
         with self._lock:
             timer, self._timer = self._timer, None
             watch_socket, self._socket = self._socket, None
@@ -137,11 +126,9 @@ class Watchdog:
 
 
 def run_bounded(func, seconds, *args):
-    """Run ``func(*args)`` in a worker thread and wait at most ``seconds``.
+    """Run ``func(*args)``, which takes no time-out, waiting at most ``seconds``.
 
-    Blocking calls that take no time-out (name look-ups) run this way. The
-    worker is a daemon thread: if it outlives the wait, it is abandoned and
-    ends when the call returns by itself.
+    A worker that outlives the wait is abandoned (a daemon thread).
     """
     outcome = {}
 
@@ -177,14 +164,11 @@ def resolve(host, port, deadline):
     return run_bounded(socket.getaddrinfo, wait, host, port, 0, socket.SOCK_STREAM)
 
 
-def _format_address(sockaddr):
-    host, port = sockaddr[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def connect_any(addresses, deadline, transcript, watchdog=None):
-    last_error = None
+    last_error = OSError("no address to connect to")
     for family, kind, proto, _name, sockaddr in addresses:
+        host, port = sockaddr[:2]
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         sock = None
         try:
             sock = socket.socket(family, kind, proto)
@@ -197,18 +181,18 @@ def connect_any(addresses, deadline, transcript, watchdog=None):
                 sock.close()
             if watchdog is not None:
                 watchdog.disarm()
-            transcript.event(f"Connecting to {_format_address(sockaddr)}: {exc}")
+            transcript.event(f"Connecting to {where}: {exc}")
             last_error = exc
             if deadline.expired():
                 break
-            continue
-        transcript.event(f"Connected to {_format_address(sockaddr)}")
-        return sock
-    raise last_error or OSError("no address to connect to")
+        else:
+            transcript.event(f"Connected to {where}")
+            return sock
+    raise last_error
 
 
 def _local_hostname(sock, deadline):
-    """Return the name to give in EHLO, as smtplib would choose it."""
+    # The name smtplib would give in EHLO.
     if not _fqdn_cache:
         wait = min(deadline.remaining(), _FQDN_WAIT)
         with contextlib.suppress(OSError):
@@ -217,59 +201,43 @@ def _local_hostname(sock, deadline):
     if "." in name:
         return name
     address = sock.getsockname()[0]
-    if ":" in address:
-        return f"[IPv6:{address}]"
-    return f"[{address}]"
+    return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
 
 
 def tls_context(settings):
-    """Return the client TLS context for ``settings``.
-
-    Certificates and host names are verified (``verified_tls_context``),
-    unless a certificate is pinned: then the session compares the
-    certificate with the pin instead.
-    """
+    """Return the client TLS context; a pinned certificate replaces verification."""
     if settings.pinned_certificate:
         return unverified_tls_context()
     return verified_tls_context(settings.cafile)
 
 
 def verified_tls_context(cafile=None):
-    """Return a TLS context that verifies certificates and host names.
+    """Return a context that verifies against the system's authorities and ``cafile``.
 
-    It trusts the system's authorities plus ``cafile``. Loading the
-    system's authorities costs tens of milliseconds, several times a whole
-    SMTP exchange on a fast network, so contexts are shared between
-    connections: an ``SSLContext`` may serve many sockets and threads at
-    once. A changed CA file gives a new context.
+    Loading the authorities costs more than a whole SMTP exchange on a fast
+    network, so contexts are shared (an ``SSLContext`` may serve many
+    sockets and threads); a changed CA file gives a new one.
     """
-    cafile_stamp = None
-    if cafile:
-        try:
-            stat = os.stat(cafile)
-        except OSError as exc:
-            raise ValueError(f"cannot load CA file {cafile}: {exc}") from exc
-        cafile_stamp = (stat.st_mtime_ns, stat.st_size)
-    return _shared_tls_context(cafile, cafile_stamp)
+    if not cafile:
+        return _shared_tls_context(None, None)
+    try:
+        stat = os.stat(cafile)
+        return _shared_tls_context(cafile, (stat.st_mtime_ns, stat.st_size))
+    except OSError as exc:  # ssl.SSLError included
+        raise ValueError(f"cannot load CA file {cafile}: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=16)
 def _shared_tls_context(cafile, _cafile_stamp):
     context = ssl.create_default_context()
     if cafile:
-        try:
-            context.load_verify_locations(cafile=cafile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"cannot load CA file {cafile}: {exc}") from exc
+        context.load_verify_locations(cafile=cafile)
     return context
 
 
 @functools.cache
 def unverified_tls_context():
-    """Return a TLS context that accepts any certificate.
-
-    For pinning, and for reading what a server offers without trusting it.
-    """
+    """Return a TLS context that accepts any certificate (pinning, probing)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -277,10 +245,10 @@ def unverified_tls_context():
 
 
 class _ReplyReader:
-    """The file smtplib reads replies from: within the deadline, recorded.
+    """The file smtplib reads replies from, within the deadline, recorded.
 
-    A line cut off (by a close or the deadline), a malformed line and an
-    overlong reply raise, so that smtplib never takes them for a reply.
+    A cut-off or malformed line and an overlong reply raise, so that smtplib
+    never takes them for a reply.
     """
 
     def __init__(self, session):
@@ -290,7 +258,6 @@ class _ReplyReader:
         self._size = 0
 
     def readline(self, limit):
-        """Return the next line of a reply, as ``file.readline`` would."""
         self._session.apply_deadline()
         line = self._file.readline(limit)
         if not line or len(line) >= limit:
@@ -316,36 +283,22 @@ class _ReplyReader:
         return line
 
     def close(self):
-        """Close the underlying file."""
         self._file.close()
 
 
 class SmtpSession(smtplib.SMTP):
     """An ``smtplib.SMTP`` with a step, a masked transcript and a deadline.
 
-    It overrides only what the deadline, the transcript and hostile servers
-    need (connecting, sending, the reply file, UTF-8 credentials, closing);
-    the rest is smtplib's. The private smtplib names it relies on, checked
-    against CPython 3.10 to 3.13 (and by a test on the running Python):
-    ``_get_socket``, through which ``connect()`` opens the connection;
-    ``_host``, the TLS server name of ``starttls()``, which only
-    ``__init__`` sets; ``_auth_challenge_count``, read by ``auth_login()``.
-
-    ``address`` is the IP address to connect to, when the caller has looked
-    ``settings.host`` up itself; TLS still verifies the host name.
-    ``watchdog`` replaces the session's own, for a caller that also stops
-    connections before their deadline.
+    It uses smtplib's private ``SMTPLIB_PRIVATE_NAMES``, which a test checks
+    on the running Python. ``address``, if given, is the IP address to
+    connect to (TLS still verifies the host name); ``watchdog`` replaces the
+    session's own, for a caller that may stop it early.
     """
 
     max_reply_lines = _MAX_REPLY_LINES
 
     def __init__(
-        self,
-        settings,
-        deadline=None,
-        ssl_context=None,
-        watchdog=None,
-        address=None,
+        self, settings, deadline=None, ssl_context=None, watchdog=None, address=None
     ):
         self.settings = settings
         self.address = address
@@ -358,8 +311,6 @@ class SmtpSession(smtplib.SMTP):
         if ssl_context is None and settings.encryption != "none":
             ssl_context = tls_context(settings)
         self.ssl_context = ssl_context
-        self._last_command = ""
-        self._body_next = False
         # An explicit local name keeps smtplib from looking up the machine's
         # name without a time-out; the real one is chosen once connected.
         super().__init__(
@@ -367,15 +318,11 @@ class SmtpSession(smtplib.SMTP):
             timeout=settings.timeout,
         )
 
-    # -- deadline ---------------------------------------------------------
-
     def apply_deadline(self):
-        """Give the socket what is left of the deadline as its time-out."""
         if self.deadline is not None and self.sock is not None:
             self.sock.settimeout(self.deadline.socket_timeout())
 
     def timed_out(self):
-        """Return whether the deadline had passed or the watchdog fired."""
         return self.watchdog.fired or (
             self.deadline is not None and self.deadline.expired()
         )
@@ -386,8 +333,6 @@ class SmtpSession(smtplib.SMTP):
         self.deadline = None
         if self.sock is not None:
             self.sock.settimeout(self.settings.timeout)
-
-    # -- smtplib hooks ----------------------------------------------------
 
     def _get_socket(self, host, port, timeout):
         deadline = self.deadline or Deadline(timeout)
@@ -415,35 +360,24 @@ class SmtpSession(smtplib.SMTP):
         return sock
 
     def send(self, s):
-        """Send ``s``, recording it (masked, or as a size for message data)."""
-        if self._body_next:
-            self._body_next = False
+        # smtplib sends commands as text and only the message data as bytes.
+        if isinstance(s, bytes):
             self.transcript.client_data(len(s))
         else:
-            line = s.decode("utf-8", "replace") if isinstance(s, bytes) else s
-            line = line.rstrip("\r\n")
-            self._last_command = line.partition(" ")[0].upper()
-            self.transcript.client(line)
-        if self.sock is not None:
-            self.apply_deadline()
+            self.transcript.client(s.rstrip("\r\n"))
+        self.apply_deadline()
         return super().send(s)
 
     def getreply(self):
-        """Read one reply as smtplib does, through the engine's reader."""
         if self.file is None and self.sock is not None:
             self.file = _ReplyReader(self)
-        code, reply = super().getreply()
-        if code == 354 and self._last_command == "DATA":
-            self._body_next = True
-        return code, reply
+        return super().getreply()
 
     def auth(self, mechanism, authobject, *, initial_response_ok=True):
-        """Authenticate as smtplib does, with credentials in UTF-8.
+        """Authenticate as smtplib does, but in UTF-8, refusing a non-base64 challenge.
 
-        smtplib encodes them as ASCII and fails on any other character,
-        while RFC 4616 (PLAIN) specifies UTF-8 and servers accept it for
-        LOGIN too; and a challenge that is not base64 is a refusal here,
-        not a ``binascii.Error``.
+        smtplib sends ASCII only; RFC 4616 (PLAIN) specifies UTF-8 and servers
+        accept it for LOGIN too.
         """
         mechanism = mechanism.upper()
         initial_response = authobject() if initial_response_ok else None
@@ -471,14 +405,12 @@ class SmtpSession(smtplib.SMTP):
         raise smtplib.SMTPAuthenticationError(code, reply)
 
     def auth_cram_md5(self, challenge=None):
-        """CRAM-MD5 as smtplib's, with the password in UTF-8, not ASCII."""
         if challenge is None:
             return None
         digest = hmac.new(_utf8(self.password), challenge, "md5").hexdigest()
         return f"{self.user} {digest}"
 
     def close(self):
-        """Close the connection and stop the watchdog."""
         try:
             return super().close()
         finally:
@@ -488,9 +420,8 @@ class SmtpSession(smtplib.SMTP):
 def record_tls(transcript, sock, pin):
     """Record the new TLS layer of ``sock`` and hold it to the pinned certificate.
 
-    Called right after the handshake, before anything else is sent over
-    it: a connection whose certificate is not the pinned one never carries
-    a command, let alone a password.
+    Called right after the handshake: a connection whose certificate is not
+    the pinned one never carries a command, let alone a password.
     """
     cipher = (sock.cipher() or ("?",))[0]
     text = f"TLS established ({sock.version()}, {cipher})"
@@ -503,10 +434,9 @@ def record_tls(transcript, sock, pin):
 
 
 def establish(session):
-    """Connect ``session``, greet, set up TLS and log in, as configured.
+    """Connect, greet, secure and log in; on failure ``session.step`` says where.
 
-    Raises the underlying smtplib, socket or ssl exception on failure;
-    ``session.step`` then tells where it failed. The caller closes.
+    The caller closes.
     """
     settings = session.settings
     host = normalize_host(settings.host)
@@ -548,36 +478,24 @@ def failed_during_exchange(session, exc, started, **values):
         error = f"{type(exc).__name__}: {WITHHELD}"
     session.transcript.event(f"Failed at step {session.step.value}: {error}")
     if hint in CERTIFICATE_HINTS:
-        values["certificate"] = _server_certificate(session, exc)
+        changed = find(exc, CertificateChangedError)
+        der = changed.der if changed else _read_untrusted_certificate(session)
+        values["certificate"] = CertificateDetails.from_der(der) if der else None
     values.update(code=code, reply=session.transcript.withhold(reply))
     return _failed(session.step, hint, error, started, session.transcript, **values)
 
 
-def _server_certificate(session, exc):
-    """Return the details of the server's certificate, or None if unreadable."""
-    changed = find(exc, CertificateChangedError)
-    der = changed.der if changed is not None else _read_untrusted_certificate(session)
-    return CertificateDetails.from_der(der) if der else None
-
-
 def _read_untrusted_certificate(session):
-    """Read the server's certificate over a second, unverified connection.
-
-    A handshake that failed verification leaves nothing to read (Python
-    shows the peer's certificate only after a successful handshake, and
-    its chain only from 3.13 on), so the engine connects once more, with
-    verification off, within what is left of the deadline, and stops right
-    after the handshake: no login, no command after TLS.
-    """
+    # A handshake that failed verification leaves no certificate to read
+    # (Python shows it only after a successful one), so connect once more,
+    # unverified, within the deadline, and stop right after the handshake.
     if session.deadline is None or session.deadline.expired():
         return None
     settings = dataclasses.replace(
         session.settings, auth_required=False, pinned_certificate=""
     )
     probe = SmtpSession(
-        settings,
-        deadline=session.deadline,
-        ssl_context=unverified_tls_context(),
+        settings, deadline=session.deadline, ssl_context=unverified_tls_context()
     )
     try:
         probe.connect(normalize_host(settings.host), settings.port)
@@ -614,18 +532,16 @@ def _failed(step, hint, error, started, transcript, **values):
 
 
 def credentials_failure(settings, started, **values):
-    """Return the failed outcome if the login cannot be done, or done safely.
+    """Return the failed outcome if a required login is missing or unencrypted.
 
-    That is when a login is required but not filled in, or when it would
-    travel without encryption: then nothing is sent at all.
+    Then nothing is sent at all.
     """
     credentials = settings.credentials()
-    if credentials is None:
-        return None
-    if not (credentials[0] and credentials[1]):
+    cleartext = settings.encryption == "none" and not settings.cleartext_login
+    if credentials and not all(credentials):
         hint = "auth_not_configured"
         error = "authentication required but no login or password given"
-    elif settings.encryption == "none" and not settings.cleartext_login:
+    elif credentials and cleartext:
         hint = "cleartext_login"
         error = "the login would be sent without encryption"
     else:
@@ -636,10 +552,8 @@ def credentials_failure(settings, started, **values):
 def open_connection(settings: SmtpSettings) -> SmtpSession:
     """Return a connected, secured and logged-in session for ``settings``.
 
-    The whole set-up must finish within ``settings.timeout``; afterwards the
-    session's socket time-out is ``settings.timeout`` for each operation. On
-    failure the connection is closed and ``SmtpEngineError`` is raised, whose
-    ``result`` says at which step and why.
+    The set-up must finish within ``settings.timeout``, each later operation
+    then has ``settings.timeout``. Raises ``SmtpEngineError`` on failure.
     """
     started = time.monotonic()
     refused = credentials_failure(settings, started)

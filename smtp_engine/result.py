@@ -47,12 +47,10 @@ class Explained:
 class SmtpOutcome(Explained):
     """How an SMTP exchange ended: the test message's or real sending's.
 
-    ``step`` is the step that failed, or ``Step.DONE`` on success; ``code``
-    and ``reply`` are the server's failing reply (or, on success, its reply
-    to the message data); ``hint`` is a key of ``HINTS``; ``error`` is a
-    short technical description without secrets; ``transcript`` is the
-    masked dialogue with the server; ``certificate`` describes the server's
-    certificate when it was refused.
+    ``step`` is the failed one or ``DONE``; ``code`` and ``reply`` are the
+    failing reply, or on success the reply to the data; ``hint`` is a key of
+    ``HINTS``; ``error`` has no secrets; ``certificate`` is the server's,
+    when it was refused.
     """
 
     ok: bool
@@ -74,10 +72,7 @@ class CredentialsEncodingError(smtplib.SMTPException):
 
 
 class SmtpEngineError(Exception):
-    """Raised by ``open_connection`` when the connection cannot be made.
-
-    ``result`` is the ``SmtpOutcome`` that describes the failure.
-    """
+    """``open_connection`` failed; ``result`` is the ``SmtpOutcome`` saying why."""
 
     def __init__(self, result: SmtpOutcome):
         self.result = result

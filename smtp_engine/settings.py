@@ -29,13 +29,10 @@ class SmtpSettings:
     """Everything needed to reach an SMTP server and send as one account.
 
     ``timeout`` is a deadline in seconds for a whole exchange, from the name
-    look-up to QUIT. Passwords are left out of ``repr()`` so that the object
-    can be logged safely. ``pinned_certificate`` is empty (the certificate
-    and host name are verified against the system's authorities and
-    ``cafile``) or the SHA-256 fingerprint of the server's certificate, the
-    only one then accepted; it is kept as 64 lower-case hex digits.
-    ``oauth_token`` is an OAuth 2.0 access token: when set, the engine logs
-    in as ``username`` with XOAUTH2 instead of a password.
+    look-up to QUIT. Secrets stay out of ``repr()``, so it can be logged.
+    ``pinned_certificate``, if set, is the SHA-256 fingerprint of the only
+    certificate accepted (kept as 64 lower-case hex digits) instead of
+    verification. With ``oauth_token`` set, ``username`` logs in by XOAUTH2.
     """
 
     host: str
@@ -63,12 +60,7 @@ class SmtpSettings:
             raise ValueError(f"timeout must be positive, not {self.timeout!r}")
 
     def credentials(self) -> tuple[str, str] | None:
-        """Return the ``(login, password)`` pair to log in with, or None.
-
-        None when the server does not require authentication; the separate
-        login and its password when a separate login is set; otherwise the
-        account's user name and password.
-        """
+        """Return the ``(login, password)`` to log in with, or None if not needed."""
         if not self.auth_required:
             return None
         if self.oauth_token:
@@ -79,9 +71,7 @@ class SmtpSettings:
 
     def secrets(self) -> tuple[str, ...]:
         """Return the non-empty passwords and tokens of these settings."""
-        oauth = (
-            (self.oauth_token, xoauth2_string(self.username, self.oauth_token))
-            if self.oauth_token
-            else ()
-        )
-        return tuple(s for s in (self.password, self.login_password, *oauth) if s)
+        secrets = [self.password, self.login_password, self.oauth_token]
+        if self.oauth_token:
+            secrets.append(xoauth2_string(self.username, self.oauth_token))
+        return tuple(secret for secret in secrets if secret)

@@ -22,8 +22,8 @@ def _b64(text):
 def secret_forms(credentials, secrets):
     """Return every form in which a secret could appear on the wire.
 
-    That is each password as is and in base64, the login in base64 (AUTH
-    LOGIN sends it so), and the AUTH PLAIN token of the login and password.
+    Each password as is and in base64, the login in base64 (as AUTH LOGIN
+    sends it) and the AUTH PLAIN token.
     """
     forms = set()
     for secret in secrets:
@@ -38,22 +38,12 @@ def secret_forms(credentials, secrets):
     return tuple(forms)
 
 
-def withhold(text, forms):
-    """Return ``text``, or ``WITHHELD`` if any secret form occurs in it.
-
-    The whole text goes, not the secret alone: a mask in place would show
-    which word of a reply was the password.
-    """
-    return WITHHELD if any(form in text for form in forms) else text
-
-
 class Transcript:
     """Lines of the dialogue: ``C:`` client, ``S:`` server, ``*`` events.
 
-    The arguments of an AUTH command and every client line sent while the
-    server keeps challenging (code 334) are masked; any other line with a
-    secret form in it is withheld, all but a reply's code. The message data
-    itself is never recorded.
+    AUTH arguments and client lines answering a 334 challenge are masked;
+    any other line with a secret form in it is withheld but for a reply's
+    code. The message data is never recorded.
     """
 
     def __init__(self, forms=()):
@@ -67,7 +57,7 @@ class Transcript:
             self._dropped += 1
             return
         line = prefix + text
-        if withhold(line, self._forms) is WITHHELD:
+        if self.withhold(line) is WITHHELD:
             line = prefix + WITHHELD
         elif len(line) > MAX_LINE_LENGTH:
             cut = len(line) - MAX_LINE_LENGTH
@@ -75,7 +65,6 @@ class Transcript:
         self._lines.append(line)
 
     def client(self, line):
-        """Record a command line sent by the client."""
         if self._in_auth:
             self._add("C: ", MASK)
             return
@@ -87,26 +76,26 @@ class Transcript:
         self._add("C: ", line)
 
     def client_data(self, size):
-        """Record that the message data was sent, without its content."""
         self._add("C: ", f"<message data, {size} bytes>")
 
     def server(self, line, final=True):
-        """Record a reply line from the server."""
         code = line[:4] if line[:3].isdigit() else ""
         self._add(f"S: {code}", line[len(code) :])
         if final and not line.startswith("334"):
             self._in_auth = False
 
     def event(self, text):
-        """Record something that is neither a command nor a reply."""
         self._add("* ", text)
 
     def withhold(self, text):
-        """Return ``text``, or ``WITHHELD`` if a secret form occurs in it."""
-        return withhold(text, self._forms)
+        """Return ``text``, or ``WITHHELD`` if a secret form occurs in it.
+
+        The whole text goes, not the secret alone: a mask in place would show
+        which word of a reply was the password.
+        """
+        return WITHHELD if any(form in text for form in self._forms) else text
 
     def text(self):
-        """Return the whole transcript as one string."""
         lines = list(self._lines)
         if self._dropped:
             lines.append(f"* {self._dropped} more lines not recorded")

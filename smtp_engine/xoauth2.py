@@ -1,11 +1,4 @@
-"""Log in with an OAuth 2.0 access token: the SASL mechanism XOAUTH2.
-
-Microsoft 365 and Google accept it on their SMTP servers in place of a
-password. The token is obtained and renewed by the caller (the engine has no
-HTTP client and no database); the engine only presents it.
-"""
-
-MECHANISM = "XOAUTH2"
+"""Log in with an OAuth 2.0 access token (SASL XOAUTH2), which the caller renews."""
 
 
 def xoauth2_string(user, token):
@@ -17,12 +10,11 @@ def login_xoauth2(session, user, token):
     """Log ``session`` in as ``user`` with the bearer ``token``.
 
     A server that refuses the token first sends a 334 challenge with its
-    reasons (JSON in base64); the client answers it with an empty line, and
-    the server then gives its final refusal, which smtplib raises as
-    ``SMTPAuthenticationError``.
+    reasons; the empty answer to it brings the final refusal, which smtplib
+    raises as ``SMTPAuthenticationError``.
     """
 
     def authobject(challenge=None):
         return xoauth2_string(user, token) if challenge is None else ""
 
-    return session.auth(MECHANISM, authobject, initial_response_ok=True)
+    return session.auth("XOAUTH2", authobject, initial_response_ok=True)
