@@ -1,9 +1,4 @@
-"""The outgoing mail server behind each e-mail account.
-
-The server is how the rest of Odoo sees an account (routing, pickers); the
-account decides everything about it. Who may send through it follows the
-hooks core uses for its own personal servers (``owner_user_id``).
-"""
+"""The account's outgoing mail server: its handle in Odoo's routing and pickers."""
 
 import inspect
 import smtplib
@@ -33,12 +28,7 @@ QUEUE_ROUTED_KEY = "email_account_queue_routed"
 
 
 def _core_arguments(method_name, args, kwargs):
-    """The arguments of a call to core's ``method_name``, by name.
-
-    The overrides below read a few of them and pass all of them on
-    untouched, however the caller gave them. Bound to core's own signature,
-    defaults included, whatever other overrides accept.
-    """
+    """A call's arguments by name, bound to core's signature with its defaults."""
     method = getattr(IrMail_Server, method_name)
     bound = inspect.signature(method).bind(None, *args, **kwargs)
     bound.apply_defaults()
@@ -54,14 +44,11 @@ def _differences(wanted, values):
     }
 
 
-# -- Sending failures: where they are known, for where mail is marked failed
-#
-# Core turns a failure into text before ``mail.mail`` marks the mail as
-# failed. What the failure was (the step, the server's code) is kept here,
-# in the transaction's cache, from where the exception is raised to where
-# ``mail.mail._postprocess_sent_message`` reads it back: under the mail's
-# Message-Id for a refused message, under CONNECTION_FAILURE for the last
-# connection attempt (core marks the whole batch right after it).
+# Core turns a failure into text before mail.mail marks the mail failed: the
+# failure itself (step, code) waits in the transaction's cache for
+# mail.mail._postprocess_sent_message, under the mail's Message-Id for a
+# refused message, under CONNECTION_FAILURE for the last connection attempt
+# (core marks its whole batch right after it).
 SENDING_FAILURES_KEY = "email_account_sending_failures"
 CONNECTION_FAILURE = "connection"
 
@@ -86,9 +73,6 @@ def refusal_result(exc):
         hint=hint,
         error=type(exc).__name__,
     )
-
-
-# -- end of sending failures
 
 
 class IrMailServer(models.Model):
@@ -218,8 +202,8 @@ class IrMailServer(models.Model):
     def _connect__(self, *args, **kwargs):
         """Open an account's server through the engine, others as core does.
 
-        The engine brings what core's connection lacks: the decrypted
-        credentials, the account's deadline and its certificate policy.
+        The engine brings the decrypted credentials, the deadline and the
+        certificate policy that core's connection lacks.
         """
         # Only this attempt's failure may be read back for its batch.
         sending_failures(self.env).pop(CONNECTION_FAILURE, None)
@@ -271,12 +255,10 @@ class IrMailServer(models.Model):
         return smtp_from, smtp_to_list, message
 
     def send_email(self, *args, **kwargs):
-        """Send as core does; keep what a refusal through an account was.
+        """Send as core does; keep a refusal through an account for the queue.
 
-        The refusal (step, code, hint) is kept for the mail queue, which
-        decides from it whether to try again; a refusal that is the
-        account's (its sender refused, the service closing) or a success
-        after a failure updates the account's status.
+        A refusal that is the account's (sender refused, service closing) or
+        a success after a failure updates the account's status.
         """
         arguments = _core_arguments("send_email", args, kwargs)
         message, mail_server_id = arguments["message"], arguments["mail_server_id"]
