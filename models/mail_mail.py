@@ -1,11 +1,4 @@
-"""The mail queue sends through an account only for the people it allows.
-
-The person responsible for a mail is the user who created its message: a
-value the ORM sets and no client can choose, unlike the author, a mailing's
-responsible or the From. Mail the superuser created (crons, the mailing
-queue, the mail gateway) is Odoo's own system mail, except incoming e-mail,
-which is nobody's to send through an account.
-"""
+"""The mail queue: who may send each mail through an account, rate, retries."""
 
 from datetime import timedelta
 
@@ -58,6 +51,9 @@ class MailMail(models.Model):
         return mail_servers.browse(memo[key])
 
     def _email_account_filter_servers(self, mail_servers):
+        # Whose mail it is: the user who created its message, a value the ORM
+        # sets and no client chooses (unlike the author or the From). The
+        # superuser's is Odoo's system mail, except incoming e-mail: nobody's.
         accounts = mail_servers.sudo().email_account_id
         for message in self.sudo().mail_message_id:
             if not accounts:
@@ -100,12 +96,8 @@ class MailMail(models.Model):
         finally:
             self.env.cr.cache.pop(USABLE_MEMO_KEY, None)
 
-    # --- Personal accounts: rate limit ------------------------------------
-    #
-    # The settings may limit how many messages a personal account sends a
-    # minute, as core limits its own personal servers: the excess waits for
-    # a later run of the queue. The count per minute is kept in the
-    # throttling fields core gives every outgoing mail server.
+    # Personal accounts' rate limit, counted per minute in the throttling
+    # fields core gives every outgoing mail server, as for its personal ones.
 
     def _email_account_throttle(self):
         """The mails to send now: the excess of personal accounts waits."""
@@ -140,17 +132,12 @@ class MailMail(models.Model):
             self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger(next_minute)
         return delayed
 
-    # -- Retries ------------------------------------------------------------
+    # Retries
 
     def _postprocess_sent_message(
         self, success_pids, success_emails, failure_reason=False, failure_type=None
     ):
-        """Name the failed step, and plan a new attempt if it may work later.
-
-        Core marks a whole batch as failed right after a failed connection
-        (``mail_smtp``), and one mail after a refused message; both failures
-        were recorded where they were raised (see ``ir_mail_server``).
-        """
+        """Name the failed step, and plan a new attempt if it may work later."""
         failures = sending_failures(self.env) if failure_type else {}
         connection = None
         if failure_type == "mail_smtp":
