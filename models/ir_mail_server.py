@@ -58,21 +58,11 @@ def sending_failures(env):
     return env.cr.cache.setdefault(SENDING_FAILURES_KEY, {})
 
 
-def refusal_result(exc):
-    """The ``SmtpOutcome`` of a message refused by ``smtplib`` ``exc``."""
-    step = {
-        smtplib.SMTPSenderRefused: Step.SENDER,
-        smtplib.SMTPRecipientsRefused: Step.RECIPIENT,
-    }.get(type(exc), Step.DATA)
-    hint, code, reply = diagnose_exception(exc, step)
-    return SmtpOutcome(
-        ok=False,
-        step=step,
-        code=code,
-        reply=reply,
-        hint=hint,
-        error=type(exc).__name__,
-    )
+# The step of a refused message; any other refusal is of its data.
+REFUSED_STEPS = {
+    smtplib.SMTPSenderRefused: Step.SENDER,
+    smtplib.SMTPRecipientsRefused: Step.RECIPIENT,
+}
 
 
 class IrMailServer(models.Model):
@@ -207,19 +197,16 @@ class IrMailServer(models.Model):
         """
         # Only this attempt's failure may be read back for its batch.
         sending_failures(self.env).pop(CONNECTION_FAILURE, None)
-        arguments = _core_arguments("_connect__", args, kwargs)
-        mail_server_id = arguments["mail_server_id"]
-        smtp_from = account_smtp_from = arguments["smtp_from"]
-        server = self.env["ir.mail_server"]
         if self._disable_send():
-            pass
-        elif mail_server_id:
-            server = self.sudo().browse(mail_server_id)
-        elif not arguments["host"]:
-            found, account_smtp_from = self.sudo()._find_mail_server(smtp_from)
-            # None when core falls back to the server of its configuration.
-            server = found or server
-        account = server.email_account_id
+            return super()._connect__(*args, **kwargs)
+        arguments = _core_arguments("_connect__", args, kwargs)
+        mail_server_id, smtp_from = arguments["mail_server_id"], arguments["smtp_from"]
+        # Core's own choice of server, made again to see whether it is an account's.
+        server = self.sudo().browse(mail_server_id)
+        if not mail_server_id and not arguments["host"]:
+            server, smtp_from = self.sudo()._find_mail_server(smtp_from)
+        # None when core falls back to the server of its configuration.
+        account = server and server.email_account_id
         if not account:
             return super()._connect__(*args, **kwargs)
         if mail_server_id:
@@ -234,7 +221,7 @@ class IrMailServer(models.Model):
             account._tell_owner_of_sending_failure(exc.result)
             raise UserError(account._describe_sending_failure(exc.result)) from exc
         connection.from_filter = server.from_filter
-        connection.smtp_from = account_smtp_from
+        connection.smtp_from = smtp_from
         connection.email_account_id = account.id
         return connection
 
@@ -249,8 +236,7 @@ class IrMailServer(models.Model):
         account._set_message_sender(message)
         # Providers accept no other envelope sender from an authenticated
         # mailbox, so bounces reach the account's mailbox.
-        envelope = extract_rfc2822_addresses(account.sender_email)
-        if envelope:
+        if envelope := extract_rfc2822_addresses(account.sender_email):
             smtp_from = envelope[-1]
         return smtp_from, smtp_to_list, message
 
@@ -261,26 +247,32 @@ class IrMailServer(models.Model):
         a success after a failure updates the account's status.
         """
         arguments = _core_arguments("send_email", args, kwargs)
-        message, mail_server_id = arguments["message"], arguments["mail_server_id"]
         account_id = getattr(arguments["smtp_session"], "email_account_id", None)
-        if not account_id and mail_server_id:
-            account_id = self.sudo().browse(mail_server_id).email_account_id.id
+        account = self.env["email.account"].sudo().browse(account_id)
+        if not account:
+            account = self.sudo().browse(arguments["mail_server_id"]).email_account_id
         try:
             message_id = super().send_email(*args, **kwargs)
         except MailDeliveryException as exc:
             # Core raises it while handling smtplib's exception.
             refused = exc.__context__
-            if account_id and isinstance(refused, smtplib.SMTPException):
-                account = self.env["email.account"].sudo().browse(account_id)
-                result = refusal_result(refused)
-                sending_failures(self.env)[message["Message-Id"]] = (account.id, result)
-                if result.step == Step.SENDER or result.code == 421:
+            if account and isinstance(refused, smtplib.SMTPException):
+                step = REFUSED_STEPS.get(type(refused), Step.DATA)
+                hint, code, reply = diagnose_exception(refused, step)
+                result = SmtpOutcome(
+                    ok=False,
+                    step=step,
+                    code=code,
+                    reply=reply,
+                    hint=hint,
+                    error=type(refused).__name__,
+                )
+                failures = sending_failures(self.env)
+                failures[arguments["message"]["Message-Id"]] = (account.id, result)
+                if step == Step.SENDER or code == 421:
                     account._record_sending_result(result)
-                if account.owner_user_id:
-                    account._tell_owner_of_sending_failure(result)
+                account._tell_owner_of_sending_failure(result)
             raise
-        if account_id and not self._disable_send():
-            account = self.env["email.account"].sudo().browse(account_id)
-            if account.test_state == "failed":
-                account._record_sending_result(SmtpOutcome(ok=True, step=Step.DONE))
+        if account.test_state == "failed" and not self._disable_send():
+            account._record_sending_result(SmtpOutcome(ok=True, step=Step.DONE))
         return message_id
