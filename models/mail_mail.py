@@ -37,37 +37,28 @@ class MailMail(models.Model):
         # Core asks once per mail, with the same servers each time, and
         # both its rule and ours depend only on who created the messages.
         memo = self.env.cr.cache.get(USABLE_MEMO_KEY, {})
-        key = (
-            frozenset(mail_servers.ids),
-            frozenset(
-                (message.create_uid.id, message.message_type == "email")
-                for message in self.sudo().mail_message_id
-            ),
+        senders = frozenset(
+            (message.create_uid, message.message_type == "email")
+            for message in self.sudo().mail_message_id
         )
+        key = (frozenset(mail_servers.ids), senders)
         if key not in memo:
-            memo[key] = self._email_account_filter_servers(
-                super()._filter_mail_mail_servers(mail_servers)
-            ).ids
+            # Whose mail it is: the user who created its message, a value the
+            # ORM sets and no client chooses (unlike the author or the From).
+            # The superuser's is Odoo's system mail, but incoming e-mail nobody's.
+            accounts = mail_servers.sudo().email_account_id
+            for creator, incoming in senders:
+                if not creator or (incoming and creator._is_superuser()):
+                    accounts = accounts.browse()
+                else:
+                    accounts = accounts._usable_by(creator)
+            allowed = super()._filter_mail_mail_servers(mail_servers)
+            memo[key] = [
+                server.id
+                for server in allowed
+                if server.sudo().email_account_id <= accounts
+            ]
         return mail_servers.browse(memo[key])
-
-    def _email_account_filter_servers(self, mail_servers):
-        # Whose mail it is: the user who created its message, a value the ORM
-        # sets and no client chooses (unlike the author or the From). The
-        # superuser's is Odoo's system mail, except incoming e-mail: nobody's.
-        accounts = mail_servers.sudo().email_account_id
-        for message in self.sudo().mail_message_id:
-            if not accounts:
-                break
-            creator = message.create_uid
-            if creator and not creator._is_superuser():
-                accounts = accounts._usable_by(creator)
-            elif message.message_type == "email" or not creator:
-                accounts = accounts.browse()
-            else:
-                accounts = accounts._usable_by(creator.browse())
-        return mail_servers.filtered(
-            lambda server: server.sudo().email_account_id <= accounts
-        )
 
     def send(self, auto_commit=False, raise_exception=False, post_send_callback=None):
         # A mail forced onto an account it may not use fails on its own,
