@@ -75,11 +75,10 @@ class MailMail(models.Model):
             refused._postprocess_sent_message(
                 success_pids=[], success_emails=[], failure_type="mail_smtp"
             )
-        mails = (self - refused)._email_account_throttle()
-        mails = mails.with_context(**{QUEUE_ROUTED_KEY: True})
+        mails = (self - refused).with_context(**{QUEUE_ROUTED_KEY: True})
         self.env.cr.cache[USABLE_MEMO_KEY] = {}
         try:
-            return super(MailMail, mails).send(
+            return super(MailMail, mails._email_account_throttle()).send(
                 auto_commit=auto_commit,
                 raise_exception=raise_exception,
                 post_send_callback=post_send_callback,
@@ -95,33 +94,26 @@ class MailMail(models.Model):
         limit = self.env["email.account"]._personal_rate_limit()
         if not limit or not self:
             return self
-        servers = self.env["ir.mail_server"].sudo()
-        routed = self.with_context(**{QUEUE_ROUTED_KEY: True})
-        delayed = self.browse()
-        for server_id, _alias, _from, ids in routed._split_by_mail_configuration():
-            server = servers.browse(server_id)
-            if server and server.email_account_id.owner_user_id:
-                delayed |= self.browse(ids)._email_account_delay_excess(server, limit)
-        return self - delayed
-
-    def _email_account_delay_excess(self, server, limit):
-        """Count these mails against ``server``'s minute; delay the excess."""
         minute = fields.Datetime.now().replace(second=0, microsecond=0)
-        count = server.owner_limit_count if server.owner_limit_time == minute else 0
         delayed = self.browse()
-        for mail in self.sorted(lambda mail: (mail.create_date, mail.id)):
-            size = len(mail.recipient_ids) or 1
-            # A mail bigger than the limit still leaves, alone in its minute.
-            if count and count + size > limit:
-                delayed |= mail
-            else:
-                count += size
-        server.write({"owner_limit_time": minute, "owner_limit_count": count})
+        for server_id, _alias, _from, ids in self._split_by_mail_configuration():
+            server = self.env["ir.mail_server"].sudo().browse(server_id)
+            if not server.email_account_id.owner_user_id:
+                continue
+            count = server.owner_limit_count if server.owner_limit_time == minute else 0
+            for mail in self.browse(ids).sorted("create_date, id"):
+                size = len(mail.recipient_ids) or 1
+                # A mail bigger than the limit still leaves, alone in its minute.
+                if count and count + size > limit:
+                    delayed |= mail
+                else:
+                    count += size
+            server.write({"owner_limit_time": minute, "owner_limit_count": count})
         if delayed:
             next_minute = minute + timedelta(minutes=1)
             delayed.sudo().write({"scheduled_date": next_minute})
             self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger(next_minute)
-        return delayed
+        return self - delayed
 
     # Retries
 
