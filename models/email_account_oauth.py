@@ -63,7 +63,6 @@ class EmailAccountOauth(models.Model):
     _OUTLOOK_SCOPE = "https://outlook.office.com/SMTP.Send"
     _email_field = "username"
 
-    # OAuth 2.0: Microsoft 365 and Google
     smtp_authentication = fields.Selection(
         selection=[
             ("password", "Password"),
@@ -107,13 +106,8 @@ class EmailAccountOauth(models.Model):
     google_gmail_access_token = fields.Char(**_WRITE_ONLY_TOKEN)
     google_gmail_access_token_expiration = fields.Integer(**_WRITE_ONLY_TOKEN)
 
-    # OAuth 2.0: Microsoft 365 and Google
-    #
-    # The sign-in flows, their callbacks and the token requests are core's
-    # (microsoft.outlook.mixin, google.gmail.mixin), for the company's own
-    # OAuth app or Odoo's IAP proxy. The account keeps the tokens encrypted
-    # like its passwords, bound to the server and mailbox they were given
-    # for, and hands the engine a valid access token to log in with XOAUTH2.
+    # Core's mixins run the sign-in, its callback and the token requests;
+    # the account keeps the tokens encrypted, bound like its passwords.
 
     def _compute_oauth_tokens(self):
         # Write-only, as the passwords: a token never travels to a client.
@@ -224,9 +218,8 @@ class EmailAccountOauth(models.Model):
     def _check_oauth_identity(self, id_token):
         """Refuse the tokens of another mailbox than the account's.
 
-        The ID token comes straight from the provider's token endpoint, over
-        TLS, in answer to the app's own request: its claims need no
-        signature check (the same reasoning as core's flows).
+        The ID token comes straight from the provider's token endpoint over
+        TLS: as in core's flows, its claims need no signature check.
         """
         self.ensure_one()
         try:
@@ -262,7 +255,7 @@ class EmailAccountOauth(models.Model):
         )
 
     def _oauth_access_token(self):
-        """Return a valid access token, renewed through the mixin if needed."""
+        """A valid access token, renewed through the mixin if needed."""
         self.ensure_one()
         stored = self.sudo()
         provider = self._oauth_provider_name()
