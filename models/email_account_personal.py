@@ -1,18 +1,13 @@
 """Personal accounts: an internal user's own mailbox, for their mail alone.
 
-``owner_user_id`` says whose it is and ``allowed_senders`` is "owner", so
-that _usable_by, the one rule of who may send, lets only the owner send
-through it. Its owner creates, edits and checks it without any Email
-Accounts group; security/email_account_personal_security.xml hides it from
-everybody else but the managers.
+Its owner manages it without any Email Accounts group; the record rules hide
+it from everybody else but the managers.
 """
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import email_normalize, plaintext2html
 
-# Personal accounts: the settings (see res.config.settings) and the
-# activity that tells an owner their account failed.
 PERSONAL_ACCOUNTS_PARAM = "email_account.personal_accounts"
 RATE_LIMIT_PARAM = "email_account.personal_rate_limit"
 FAILURE_ACTIVITY = "email_account.mail_activity_type_account_failure"
@@ -107,7 +102,6 @@ class EmailAccountPersonal(models.Model):
 
     @api.model
     def _personal_accounts_allowed(self):
-        """Whether the settings allow personal accounts."""
         parameters = self.env["ir.config_parameter"].sudo()
         return parameters.get_param(PERSONAL_ACCOUNTS_PARAM, "allowed") != "forbidden"
 
@@ -124,9 +118,8 @@ class EmailAccountPersonal(models.Model):
     def _personal_vals_list(self, vals_list):
         """Make the accounts that users create for themselves personal.
 
-        Anybody but a manager creates only their own account (the record
-        rules refuse any other); managers create a personal one by naming
-        its owner.
+        Managers create a personal account by naming its owner; the record
+        rules refuse anybody else any account but their own.
         """
         user = self.env.user
         manager = self.env.su or user.has_group(
@@ -218,7 +211,7 @@ class EmailAccountPersonal(models.Model):
         self.sudo().activity_feedback([FAILURE_ACTIVITY], only_automated=False)
 
     def _tell_owner_of_check(self, result):
-        """A check someone else ran for the owner: tell the owner, or close the case."""
+        """Tell the owner of a check someone else ran, or close the case."""
         self.ensure_one()
         owner = self.sudo().owner_user_id
         if not owner:
