@@ -45,7 +45,7 @@ def _differences(wanted, values):
 
 
 # Core turns a failure into text before mail.mail marks the mail failed: the
-# failure itself (step, code) waits in the transaction's cache for
+# failure itself (step, code) and our reason wait in the transaction's cache for
 # mail.mail._postprocess_sent_message, under the mail's Message-Id for a
 # refused message, under CONNECTION_FAILURE for the last connection attempt
 # (core marks its whole batch right after it).
@@ -54,7 +54,7 @@ CONNECTION_FAILURE = "connection"
 
 
 def sending_failures(env):
-    """The failures of this transaction: key -> (account id, SmtpOutcome)."""
+    """The failures of this transaction: key -> (SmtpOutcome, reason)."""
     return env.cr.cache.setdefault(SENDING_FAILURES_KEY, {})
 
 
@@ -216,10 +216,11 @@ class IrMailServer(models.Model):
         try:
             connection = open_connection(account._get_smtp_settings())
         except SmtpEngineError as exc:
-            sending_failures(self.env)[CONNECTION_FAILURE] = (account.id, exc.result)
+            reason = account._describe_sending_failure(exc.result)
+            sending_failures(self.env)[CONNECTION_FAILURE] = (exc.result, reason)
             account._record_sending_result(exc.result)
             account._tell_owner_of_sending_failure(exc.result)
-            raise UserError(account._describe_sending_failure(exc.result)) from exc
+            raise UserError(reason) from exc
         connection.from_filter = server.from_filter
         connection.smtp_from = smtp_from
         connection.email_account_id = account.id
@@ -267,8 +268,9 @@ class IrMailServer(models.Model):
                     hint=hint,
                     error=type(refused).__name__,
                 )
+                reason = account._describe_sending_failure(result)
                 failures = sending_failures(self.env)
-                failures[arguments["message"]["Message-Id"]] = (account.id, result)
+                failures[arguments["message"]["Message-Id"]] = (result, reason)
                 if step == Step.SENDER or code == 421:
                     account._record_sending_result(result)
                 account._tell_owner_of_sending_failure(result)

@@ -122,20 +122,11 @@ class MailMail(models.Model):
     ):
         """Name the failed step, and plan a new attempt if it may work later."""
         failures = sending_failures(self.env) if failure_type else {}
-        connection = None
-        if failure_type == "mail_smtp":
-            connection = failures.pop(CONNECTION_FAILURE, None)
+        # After a failed connection core marks the whole batch as "mail_smtp".
+        batch = failure_type == "mail_smtp" and failures.pop(CONNECTION_FAILURE, None)
         for mail in self.filtered(lambda mail: mail.state == "exception"):
-            if failure := connection or failures.pop(mail.message_id, None):
-                account_id, result = failure
-                account = self.env["email.account"].sudo().browse(account_id)
-                # Core's reason after a failed connection already is ours.
-                reason = (
-                    mail.failure_reason
-                    if connection
-                    else account._describe_sending_failure(result)
-                )
-                mail._email_account_plan_retry(result, reason)
+            if failure := batch or failures.pop(mail.message_id, None):
+                mail._email_account_plan_retry(*failure)
         return super()._postprocess_sent_message(
             success_pids,
             success_emails,
