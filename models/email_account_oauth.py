@@ -166,11 +166,6 @@ class EmailAccountOauth(models.Model):
         self.ensure_one()
         return self.username or self.sender_email or ""
 
-    def _oauth_provider_name(self):
-        return dict(
-            self._fields["smtp_authentication"]._description_selection(self.env)
-        )[self.smtp_authentication]
-
     def action_oauth_connect(self):
         """Sign in to the account's mailbox with the provider's own flow."""
         self.ensure_one()
@@ -258,7 +253,9 @@ class EmailAccountOauth(models.Model):
         """A valid access token, renewed through the mixin if needed."""
         self.ensure_one()
         stored = self.sudo()
-        provider = self._oauth_provider_name()
+        provider = self._fields["smtp_authentication"].convert_to_export(
+            self.smtp_authentication, self
+        )
         try:
             refresh_token = secret_box.decrypt(stored.oauth_refresh_secret)
             access_token = secret_box.decrypt(stored.oauth_access_secret)
