@@ -227,17 +227,13 @@ class EmailAccountPersonal(models.Model):
         """Real mail failed through a personal account: tell its owner."""
         for account in self.sudo().filtered("owner_user_id"):
             translated = account.with_context(lang=account.owner_user_id.lang)
+            advice = translated.env._(
+                "The mail stays in the queue as failed. Once the "
+                "account works (check it), press “Send Failed Mail "
+                "Again” on the account."
+            )
             account._warn_owner(
-                "\n".join(
-                    (
-                        translated._describe_sending_failure(result),
-                        translated.env._(
-                            "The mail stays in the queue as failed. Once the "
-                            "account works (check it), press “Send Failed Mail "
-                            "Again” on the account."
-                        ),
-                    )
-                )
+                f"{translated._describe_sending_failure(result)}\n{advice}"
             )
 
     def _warn_owner(self, description):
