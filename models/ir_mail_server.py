@@ -146,13 +146,11 @@ class IrMailServer(models.Model):
 
     def _email_account_usable_domain(self):
         """Servers that are no account's, or an account the user may use."""
+        if self.env.context.get(QUEUE_ROUTED_KEY):
+            return Domain("email_account_id", "=", False)
         accounts = self.env["email.account"].sudo().with_context(active_test=False)
-        usable = accounts.browse()
-        if not self.env.context.get(QUEUE_ROUTED_KEY):
-            usable = accounts.search([])._usable_by(self.env.user)
-        return Domain("email_account_id", "=", False) | Domain(
-            "email_account_id", "in", usable.ids
-        )
+        usable = accounts.search([])._usable_by(self.env.user)
+        return Domain("email_account_id", "in", [False, *usable.ids])
 
     def _find_mail_server_allowed_domain(self):
         return (
