@@ -162,7 +162,6 @@ class EmailAccountOauth(models.Model):
         )
 
     def _oauth_login(self):
-        """The mailbox the account signs in as: its user name or address."""
         self.ensure_one()
         return self.username or self.sender_email or ""
 
@@ -299,7 +298,6 @@ class EmailAccountOauth(models.Model):
                 )
             ) from exc
         except UserError as exc:
-            hint = HINTS["oauth_token_refused"]
             raise UserError(
                 self.env._(
                     "%(provider)s refused to renew the sign-in of the account "
@@ -307,7 +305,7 @@ class EmailAccountOauth(models.Model):
                     provider=provider,
                     account=self.display_name,
                     reason=exc.args[0] if exc.args else "",
-                    hint=self.env._(hint),
+                    hint=self.env._(HINTS["oauth_token_refused"]),
                 )
             ) from exc
         stored.write(
