@@ -78,20 +78,19 @@ class EmailAccountPersonal(models.Model):
     def _check_personal_account(self):
         for account in self:
             owner = account.owner_user_id
+            for_owner = account.allowed_senders == "owner"
             if owner and not owner._is_internal():
                 raise ValidationError(
                     self.env._("Only internal users have personal e-mail accounts.")
                 )
-            if owner and (
-                account.allowed_senders != "owner" or account.allow_system_mail
-            ):
+            if owner and (not for_owner or account.allow_system_mail):
                 raise ValidationError(
                     self.env._(
                         "A personal account sends only its owner's mail: it cannot "
                         "be opened to other users or to Odoo's system mail."
                     )
                 )
-            if not owner and account.allowed_senders == "owner":
+            if not owner and for_owner:
                 raise ValidationError(
                     self.env._(
                         "Only a personal account is for its owner only. Choose who "
