@@ -125,9 +125,8 @@ class EmailAccountPersonal(models.Model):
             "email_account.group_email_account_manager"
         )
         default_owner = self.env.context.get("default_owner_user_id")
-        result = []
+        vals_list = [dict(vals) for vals in vals_list]
         for vals in vals_list:
-            vals = dict(vals)
             if not manager:
                 vals.setdefault("owner_user_id", default_owner or user.id)
             if vals.get("owner_user_id", default_owner):
@@ -140,8 +139,7 @@ class EmailAccountPersonal(models.Model):
                         )
                     )
                 vals.setdefault("allowed_senders", "owner")
-            result.append(vals)
-        return result
+        return vals_list
 
     def _check_personal_write(self, vals):
         """Nobody hands a personal account over or makes an account personal."""
