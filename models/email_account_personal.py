@@ -245,10 +245,8 @@ class EmailAccountPersonal(models.Model):
             "summary": account.env._("Your e-mail account needs attention"),
             "note": plaintext2html(description),
         }
-        open_activity = account.activity_ids.filtered(
-            lambda activity: (
-                activity.activity_type_id == activity_type and activity.user_id == owner
-            )
+        open_activity = account.activity_ids.filtered_domain(
+            [("activity_type_id", "=", activity_type.id), ("user_id", "=", owner.id)]
         )[:1]
         if open_activity:
             open_activity.write({**values, "date_deadline": fields.Date.today()})
