@@ -63,7 +63,6 @@ class EmailAccountOauth(models.Model):
     _OUTLOOK_SCOPE = "https://outlook.office.com/SMTP.Send"
     _email_field = "username"
 
-    # OAuth 2.0: Microsoft 365 and Google
     smtp_authentication = fields.Selection(
         selection=[
             ("password", "Password"),
@@ -107,13 +106,8 @@ class EmailAccountOauth(models.Model):
     google_gmail_access_token = fields.Char(**_WRITE_ONLY_TOKEN)
     google_gmail_access_token_expiration = fields.Integer(**_WRITE_ONLY_TOKEN)
 
-    # OAuth 2.0: Microsoft 365 and Google
-    #
-    # The sign-in flows, their callbacks and the token requests are core's
-    # (microsoft.outlook.mixin, google.gmail.mixin), for the company's own
-    # OAuth app or Odoo's IAP proxy. The account keeps the tokens encrypted
-    # like its passwords, bound to the server and mailbox they were given
-    # for, and hands the engine a valid access token to log in with XOAUTH2.
+    # Core's mixins run the sign-in, its callback and the token requests;
+    # the account keeps the tokens encrypted, bound like its passwords.
 
     def _compute_oauth_tokens(self):
         # Write-only, as the passwords: a token never travels to a client.
@@ -168,14 +162,8 @@ class EmailAccountOauth(models.Model):
         )
 
     def _oauth_login(self):
-        """The mailbox the account signs in as: its user name or address."""
         self.ensure_one()
         return self.username or self.sender_email or ""
-
-    def _oauth_provider_name(self):
-        return dict(
-            self._fields["smtp_authentication"]._description_selection(self.env)
-        )[self.smtp_authentication]
 
     def action_oauth_connect(self):
         """Sign in to the account's mailbox with the provider's own flow."""
@@ -224,9 +212,8 @@ class EmailAccountOauth(models.Model):
     def _check_oauth_identity(self, id_token):
         """Refuse the tokens of another mailbox than the account's.
 
-        The ID token comes straight from the provider's token endpoint, over
-        TLS, in answer to the app's own request: its claims need no
-        signature check (the same reasoning as core's flows).
+        The ID token comes straight from the provider's token endpoint over
+        TLS: as in core's flows, its claims need no signature check.
         """
         self.ensure_one()
         try:
@@ -262,10 +249,12 @@ class EmailAccountOauth(models.Model):
         )
 
     def _oauth_access_token(self):
-        """Return a valid access token, renewed through the mixin if needed."""
+        """A valid access token, renewed through the mixin if needed."""
         self.ensure_one()
         stored = self.sudo()
-        provider = self._oauth_provider_name()
+        provider = self._fields["smtp_authentication"].convert_to_export(
+            self.smtp_authentication, self
+        )
         try:
             refresh_token = secret_box.decrypt(stored.oauth_refresh_secret)
             access_token = secret_box.decrypt(stored.oauth_access_secret)
@@ -309,7 +298,6 @@ class EmailAccountOauth(models.Model):
                 )
             ) from exc
         except UserError as exc:
-            hint = HINTS["oauth_token_refused"]
             raise UserError(
                 self.env._(
                     "%(provider)s refused to renew the sign-in of the account "
@@ -317,7 +305,7 @@ class EmailAccountOauth(models.Model):
                     provider=provider,
                     account=self.display_name,
                     reason=exc.args[0] if exc.args else "",
-                    hint=self.env._(hint),
+                    hint=self.env._(HINTS["oauth_token_refused"]),
                 )
             ) from exc
         stored.write(

@@ -1,18 +1,13 @@
 """Personal accounts: an internal user's own mailbox, for their mail alone.
 
-``owner_user_id`` says whose it is and ``allowed_senders`` is "owner", so
-that _usable_by, the one rule of who may send, lets only the owner send
-through it. Its owner creates, edits and checks it without any Email
-Accounts group; security/email_account_personal_security.xml hides it from
-everybody else but the managers.
+Its owner manages it without any Email Accounts group; the record rules hide
+it from everybody else but the managers.
 """
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import email_normalize, plaintext2html
 
-# Personal accounts: the settings (see res.config.settings) and the
-# activity that tells an owner their account failed.
 PERSONAL_ACCOUNTS_PARAM = "email_account.personal_accounts"
 RATE_LIMIT_PARAM = "email_account.personal_rate_limit"
 FAILURE_ACTIVITY = "email_account.mail_activity_type_account_failure"
@@ -83,20 +78,19 @@ class EmailAccountPersonal(models.Model):
     def _check_personal_account(self):
         for account in self:
             owner = account.owner_user_id
+            for_owner = account.allowed_senders == "owner"
             if owner and not owner._is_internal():
                 raise ValidationError(
                     self.env._("Only internal users have personal e-mail accounts.")
                 )
-            if owner and (
-                account.allowed_senders != "owner" or account.allow_system_mail
-            ):
+            if owner and (not for_owner or account.allow_system_mail):
                 raise ValidationError(
                     self.env._(
                         "A personal account sends only its owner's mail: it cannot "
                         "be opened to other users or to Odoo's system mail."
                     )
                 )
-            if not owner and account.allowed_senders == "owner":
+            if not owner and for_owner:
                 raise ValidationError(
                     self.env._(
                         "Only a personal account is for its owner only. Choose who "
@@ -107,7 +101,6 @@ class EmailAccountPersonal(models.Model):
 
     @api.model
     def _personal_accounts_allowed(self):
-        """Whether the settings allow personal accounts."""
         parameters = self.env["ir.config_parameter"].sudo()
         return parameters.get_param(PERSONAL_ACCOUNTS_PARAM, "allowed") != "forbidden"
 
@@ -124,18 +117,16 @@ class EmailAccountPersonal(models.Model):
     def _personal_vals_list(self, vals_list):
         """Make the accounts that users create for themselves personal.
 
-        Anybody but a manager creates only their own account (the record
-        rules refuse any other); managers create a personal one by naming
-        its owner.
+        Managers create a personal account by naming its owner; the record
+        rules refuse anybody else any account but their own.
         """
         user = self.env.user
         manager = self.env.su or user.has_group(
             "email_account.group_email_account_manager"
         )
         default_owner = self.env.context.get("default_owner_user_id")
-        result = []
+        vals_list = [dict(vals) for vals in vals_list]
         for vals in vals_list:
-            vals = dict(vals)
             if not manager:
                 vals.setdefault("owner_user_id", default_owner or user.id)
             if vals.get("owner_user_id", default_owner):
@@ -148,8 +139,7 @@ class EmailAccountPersonal(models.Model):
                         )
                     )
                 vals.setdefault("allowed_senders", "owner")
-            result.append(vals)
-        return result
+        return vals_list
 
     def _check_personal_write(self, vals):
         """Nobody hands a personal account over or makes an account personal."""
@@ -218,7 +208,7 @@ class EmailAccountPersonal(models.Model):
         self.sudo().activity_feedback([FAILURE_ACTIVITY], only_automated=False)
 
     def _tell_owner_of_check(self, result):
-        """A check someone else ran for the owner: tell the owner, or close the case."""
+        """Tell the owner of a check someone else ran, or close the case."""
         self.ensure_one()
         owner = self.sudo().owner_user_id
         if not owner:
@@ -234,17 +224,13 @@ class EmailAccountPersonal(models.Model):
         """Real mail failed through a personal account: tell its owner."""
         for account in self.sudo().filtered("owner_user_id"):
             translated = account.with_context(lang=account.owner_user_id.lang)
+            advice = translated.env._(
+                "The mail stays in the queue as failed. Once the "
+                "account works (check it), press “Send Failed Mail "
+                "Again” on the account."
+            )
             account._warn_owner(
-                "\n".join(
-                    (
-                        translated._describe_sending_failure(result),
-                        translated.env._(
-                            "The mail stays in the queue as failed. Once the "
-                            "account works (check it), press “Send Failed Mail "
-                            "Again” on the account."
-                        ),
-                    )
-                )
+                f"{translated._describe_sending_failure(result)}\n{advice}"
             )
 
     def _warn_owner(self, description):
@@ -259,10 +245,8 @@ class EmailAccountPersonal(models.Model):
             "summary": account.env._("Your e-mail account needs attention"),
             "note": plaintext2html(description),
         }
-        open_activity = account.activity_ids.filtered(
-            lambda activity: (
-                activity.activity_type_id == activity_type and activity.user_id == owner
-            )
+        open_activity = account.activity_ids.filtered_domain(
+            [("activity_type_id", "=", activity_type.id), ("user_id", "=", owner.id)]
         )[:1]
         if open_activity:
             open_activity.write({**values, "date_deadline": fields.Date.today()})

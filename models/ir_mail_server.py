@@ -1,9 +1,4 @@
-"""The outgoing mail server behind each e-mail account.
-
-The server is how the rest of Odoo sees an account (routing, pickers); the
-account decides everything about it. Who may send through it follows the
-hooks core uses for its own personal servers (``owner_user_id``).
-"""
+"""The account's outgoing mail server: its handle in Odoo's routing and pickers."""
 
 import inspect
 import smtplib
@@ -33,12 +28,7 @@ QUEUE_ROUTED_KEY = "email_account_queue_routed"
 
 
 def _core_arguments(method_name, args, kwargs):
-    """The arguments of a call to core's ``method_name``, by name.
-
-    The overrides below read a few of them and pass all of them on
-    untouched, however the caller gave them. Bound to core's own signature,
-    defaults included, whatever other overrides accept.
-    """
+    """A call's arguments by name, bound to core's signature with its defaults."""
     method = getattr(IrMail_Server, method_name)
     bound = inspect.signature(method).bind(None, *args, **kwargs)
     bound.apply_defaults()
@@ -54,41 +44,25 @@ def _differences(wanted, values):
     }
 
 
-# -- Sending failures: where they are known, for where mail is marked failed
-#
-# Core turns a failure into text before ``mail.mail`` marks the mail as
-# failed. What the failure was (the step, the server's code) is kept here,
-# in the transaction's cache, from where the exception is raised to where
-# ``mail.mail._postprocess_sent_message`` reads it back: under the mail's
-# Message-Id for a refused message, under CONNECTION_FAILURE for the last
-# connection attempt (core marks the whole batch right after it).
+# Core turns a failure into text before mail.mail marks the mail failed: the
+# failure itself (step, code) and our reason wait in the transaction's cache for
+# mail.mail._postprocess_sent_message, under the mail's Message-Id for a
+# refused message, under CONNECTION_FAILURE for the last connection attempt
+# (core marks its whole batch right after it).
 SENDING_FAILURES_KEY = "email_account_sending_failures"
 CONNECTION_FAILURE = "connection"
 
 
 def sending_failures(env):
-    """The failures of this transaction: key -> (account id, SmtpOutcome)."""
+    """The failures of this transaction: key -> (SmtpOutcome, reason)."""
     return env.cr.cache.setdefault(SENDING_FAILURES_KEY, {})
 
 
-def refusal_result(exc):
-    """The ``SmtpOutcome`` of a message refused by ``smtplib`` ``exc``."""
-    step = {
-        smtplib.SMTPSenderRefused: Step.SENDER,
-        smtplib.SMTPRecipientsRefused: Step.RECIPIENT,
-    }.get(type(exc), Step.DATA)
-    hint, code, reply = diagnose_exception(exc, step)
-    return SmtpOutcome(
-        ok=False,
-        step=step,
-        code=code,
-        reply=reply,
-        hint=hint,
-        error=type(exc).__name__,
-    )
-
-
-# -- end of sending failures
+# The step of a refused message; any other refusal is of its data.
+REFUSED_STEPS = {
+    smtplib.SMTPSenderRefused: Step.SENDER,
+    smtplib.SMTPRecipientsRefused: Step.RECIPIENT,
+}
 
 
 class IrMailServer(models.Model):
@@ -172,13 +146,11 @@ class IrMailServer(models.Model):
 
     def _email_account_usable_domain(self):
         """Servers that are no account's, or an account the user may use."""
+        if self.env.context.get(QUEUE_ROUTED_KEY):
+            return Domain("email_account_id", "=", False)
         accounts = self.env["email.account"].sudo().with_context(active_test=False)
-        usable = accounts.browse()
-        if not self.env.context.get(QUEUE_ROUTED_KEY):
-            usable = accounts.search([])._usable_by(self.env.user)
-        return Domain("email_account_id", "=", False) | Domain(
-            "email_account_id", "in", usable.ids
-        )
+        usable = accounts.search([])._usable_by(self.env.user)
+        return Domain("email_account_id", "in", [False, *usable.ids])
 
     def _find_mail_server_allowed_domain(self):
         return (
@@ -218,24 +190,21 @@ class IrMailServer(models.Model):
     def _connect__(self, *args, **kwargs):
         """Open an account's server through the engine, others as core does.
 
-        The engine brings what core's connection lacks: the decrypted
-        credentials, the account's deadline and its certificate policy.
+        The engine brings the decrypted credentials, the deadline and the
+        certificate policy that core's connection lacks.
         """
         # Only this attempt's failure may be read back for its batch.
         sending_failures(self.env).pop(CONNECTION_FAILURE, None)
-        arguments = _core_arguments("_connect__", args, kwargs)
-        mail_server_id = arguments["mail_server_id"]
-        smtp_from = account_smtp_from = arguments["smtp_from"]
-        server = self.env["ir.mail_server"]
         if self._disable_send():
-            pass
-        elif mail_server_id:
-            server = self.sudo().browse(mail_server_id)
-        elif not arguments["host"]:
-            found, account_smtp_from = self.sudo()._find_mail_server(smtp_from)
-            # None when core falls back to the server of its configuration.
-            server = found or server
-        account = server.email_account_id
+            return super()._connect__(*args, **kwargs)
+        arguments = _core_arguments("_connect__", args, kwargs)
+        mail_server_id, smtp_from = arguments["mail_server_id"], arguments["smtp_from"]
+        # Core's own choice of server, made again to see whether it is an account's.
+        server = self.sudo().browse(mail_server_id)
+        if not mail_server_id and not arguments["host"]:
+            server, smtp_from = self.sudo()._find_mail_server(smtp_from)
+        # None when core falls back to the server of its configuration.
+        account = server and server.email_account_id
         if not account:
             return super()._connect__(*args, **kwargs)
         if mail_server_id:
@@ -245,12 +214,13 @@ class IrMailServer(models.Model):
         try:
             connection = open_connection(account._get_smtp_settings())
         except SmtpEngineError as exc:
-            sending_failures(self.env)[CONNECTION_FAILURE] = (account.id, exc.result)
+            reason = account._describe_sending_failure(exc.result)
+            sending_failures(self.env)[CONNECTION_FAILURE] = (exc.result, reason)
             account._record_sending_result(exc.result)
             account._tell_owner_of_sending_failure(exc.result)
-            raise UserError(account._describe_sending_failure(exc.result)) from exc
+            raise UserError(reason) from exc
         connection.from_filter = server.from_filter
-        connection.smtp_from = account_smtp_from
+        connection.smtp_from = smtp_from
         connection.email_account_id = account.id
         return connection
 
@@ -265,40 +235,44 @@ class IrMailServer(models.Model):
         account._set_message_sender(message)
         # Providers accept no other envelope sender from an authenticated
         # mailbox, so bounces reach the account's mailbox.
-        envelope = extract_rfc2822_addresses(account.sender_email)
-        if envelope:
+        if envelope := extract_rfc2822_addresses(account.sender_email):
             smtp_from = envelope[-1]
         return smtp_from, smtp_to_list, message
 
     def send_email(self, *args, **kwargs):
-        """Send as core does; keep what a refusal through an account was.
+        """Send as core does; keep a refusal through an account for the queue.
 
-        The refusal (step, code, hint) is kept for the mail queue, which
-        decides from it whether to try again; a refusal that is the
-        account's (its sender refused, the service closing) or a success
-        after a failure updates the account's status.
+        A refusal that is the account's (sender refused, service closing) or
+        a success after a failure updates the account's status.
         """
         arguments = _core_arguments("send_email", args, kwargs)
-        message, mail_server_id = arguments["message"], arguments["mail_server_id"]
         account_id = getattr(arguments["smtp_session"], "email_account_id", None)
-        if not account_id and mail_server_id:
-            account_id = self.sudo().browse(mail_server_id).email_account_id.id
+        account = self.env["email.account"].sudo().browse(account_id)
+        if not account:
+            account = self.sudo().browse(arguments["mail_server_id"]).email_account_id
         try:
             message_id = super().send_email(*args, **kwargs)
         except MailDeliveryException as exc:
             # Core raises it while handling smtplib's exception.
             refused = exc.__context__
-            if account_id and isinstance(refused, smtplib.SMTPException):
-                account = self.env["email.account"].sudo().browse(account_id)
-                result = refusal_result(refused)
-                sending_failures(self.env)[message["Message-Id"]] = (account.id, result)
-                if result.step == Step.SENDER or result.code == 421:
+            if account and isinstance(refused, smtplib.SMTPException):
+                step = REFUSED_STEPS.get(type(refused), Step.DATA)
+                hint, code, reply = diagnose_exception(refused, step)
+                result = SmtpOutcome(
+                    ok=False,
+                    step=step,
+                    code=code,
+                    reply=reply,
+                    hint=hint,
+                    error=type(refused).__name__,
+                )
+                reason = account._describe_sending_failure(result)
+                failures = sending_failures(self.env)
+                failures[arguments["message"]["Message-Id"]] = (result, reason)
+                if step == Step.SENDER or code == 421:
                     account._record_sending_result(result)
-                if account.owner_user_id:
-                    account._tell_owner_of_sending_failure(result)
+                account._tell_owner_of_sending_failure(result)
             raise
-        if account_id and not self._disable_send():
-            account = self.env["email.account"].sudo().browse(account_id)
-            if account.test_state == "failed":
-                account._record_sending_result(SmtpOutcome(ok=True, step=Step.DONE))
+        if account.test_state == "failed" and not self._disable_send():
+            account._record_sending_result(SmtpOutcome(ok=True, step=Step.DONE))
         return message_id

@@ -1,11 +1,4 @@
-"""The mail queue sends through an account only for the people it allows.
-
-The person responsible for a mail is the user who created its message: a
-value the ORM sets and no client can choose, unlike the author, a mailing's
-responsible or the From. Mail the superuser created (crons, the mailing
-queue, the mail gateway) is Odoo's own system mail, except incoming e-mail,
-which is nobody's to send through an account.
-"""
+"""The mail queue: who may send each mail through an account, rate, retries."""
 
 from datetime import timedelta
 
@@ -44,34 +37,28 @@ class MailMail(models.Model):
         # Core asks once per mail, with the same servers each time, and
         # both its rule and ours depend only on who created the messages.
         memo = self.env.cr.cache.get(USABLE_MEMO_KEY, {})
-        key = (
-            frozenset(mail_servers.ids),
-            frozenset(
-                (message.create_uid.id, message.message_type == "email")
-                for message in self.sudo().mail_message_id
-            ),
+        senders = frozenset(
+            (message.create_uid, message.message_type == "email")
+            for message in self.sudo().mail_message_id
         )
+        key = (frozenset(mail_servers.ids), senders)
         if key not in memo:
-            memo[key] = self._email_account_filter_servers(
-                super()._filter_mail_mail_servers(mail_servers)
-            ).ids
+            # Whose mail it is: the user who created its message, a value the
+            # ORM sets and no client chooses (unlike the author or the From).
+            # The superuser's is Odoo's system mail, but incoming e-mail nobody's.
+            accounts = mail_servers.sudo().email_account_id
+            for creator, incoming in senders:
+                if not creator or (incoming and creator._is_superuser()):
+                    accounts = accounts.browse()
+                else:
+                    accounts = accounts._usable_by(creator)
+            allowed = super()._filter_mail_mail_servers(mail_servers)
+            memo[key] = [
+                server.id
+                for server in allowed
+                if server.sudo().email_account_id <= accounts
+            ]
         return mail_servers.browse(memo[key])
-
-    def _email_account_filter_servers(self, mail_servers):
-        accounts = mail_servers.sudo().email_account_id
-        for message in self.sudo().mail_message_id:
-            if not accounts:
-                break
-            creator = message.create_uid
-            if creator and not creator._is_superuser():
-                accounts = accounts._usable_by(creator)
-            elif message.message_type == "email" or not creator:
-                accounts = accounts.browse()
-            else:
-                accounts = accounts._usable_by(creator.browse())
-        return mail_servers.filtered(
-            lambda server: server.sudo().email_account_id <= accounts
-        )
 
     def send(self, auto_commit=False, raise_exception=False, post_send_callback=None):
         # A mail forced onto an account it may not use fails on its own,
@@ -88,89 +75,58 @@ class MailMail(models.Model):
             refused._postprocess_sent_message(
                 success_pids=[], success_emails=[], failure_type="mail_smtp"
             )
-        mails = (self - refused)._email_account_throttle()
-        mails = mails.with_context(**{QUEUE_ROUTED_KEY: True})
+        mails = (self - refused).with_context(**{QUEUE_ROUTED_KEY: True})
         self.env.cr.cache[USABLE_MEMO_KEY] = {}
         try:
-            return super(MailMail, mails).send(
-                auto_commit=auto_commit,
-                raise_exception=raise_exception,
-                post_send_callback=post_send_callback,
+            return super(MailMail, mails._email_account_throttle()).send(
+                auto_commit, raise_exception, post_send_callback
             )
         finally:
             self.env.cr.cache.pop(USABLE_MEMO_KEY, None)
 
-    # --- Personal accounts: rate limit ------------------------------------
-    #
-    # The settings may limit how many messages a personal account sends a
-    # minute, as core limits its own personal servers: the excess waits for
-    # a later run of the queue. The count per minute is kept in the
-    # throttling fields core gives every outgoing mail server.
+    # Personal accounts' rate limit, counted per minute in the throttling
+    # fields core gives every outgoing mail server, as for its personal ones.
 
     def _email_account_throttle(self):
         """The mails to send now: the excess of personal accounts waits."""
         limit = self.env["email.account"]._personal_rate_limit()
         if not limit or not self:
             return self
-        servers = self.env["ir.mail_server"].sudo()
-        routed = self.with_context(**{QUEUE_ROUTED_KEY: True})
-        delayed = self.browse()
-        for server_id, _alias, _from, ids in routed._split_by_mail_configuration():
-            server = servers.browse(server_id)
-            if server and server.email_account_id.owner_user_id:
-                delayed |= self.browse(ids)._email_account_delay_excess(server, limit)
-        return self - delayed
-
-    def _email_account_delay_excess(self, server, limit):
-        """Count these mails against ``server``'s minute; delay the excess."""
         minute = fields.Datetime.now().replace(second=0, microsecond=0)
-        count = server.owner_limit_count if server.owner_limit_time == minute else 0
         delayed = self.browse()
-        for mail in self.sorted(lambda mail: (mail.create_date, mail.id)):
-            size = len(mail.recipient_ids) or 1
-            # A mail bigger than the limit still leaves, alone in its minute.
-            if count and count + size > limit:
-                delayed |= mail
-            else:
-                count += size
-        server.write({"owner_limit_time": minute, "owner_limit_count": count})
+        for server_id, _alias, _from, ids in self._split_by_mail_configuration():
+            server = self.env["ir.mail_server"].sudo().browse(server_id)
+            if not server.email_account_id.owner_user_id:
+                continue
+            count = server.owner_limit_count if server.owner_limit_time == minute else 0
+            for mail in self.browse(ids).sorted("create_date, id"):
+                size = len(mail.recipient_ids) or 1
+                # A mail bigger than the limit still leaves, alone in its minute.
+                if count and count + size > limit:
+                    delayed |= mail
+                else:
+                    count += size
+            server.write({"owner_limit_time": minute, "owner_limit_count": count})
         if delayed:
             next_minute = minute + timedelta(minutes=1)
             delayed.sudo().write({"scheduled_date": next_minute})
             self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger(next_minute)
-        return delayed
+        return self - delayed
 
-    # -- Retries ------------------------------------------------------------
+    # Retries
 
     def _postprocess_sent_message(
         self, success_pids, success_emails, failure_reason=False, failure_type=None
     ):
-        """Name the failed step, and plan a new attempt if it may work later.
-
-        Core marks a whole batch as failed right after a failed connection
-        (``mail_smtp``), and one mail after a refused message; both failures
-        were recorded where they were raised (see ``ir_mail_server``).
-        """
+        """Name the failed step, and plan a new attempt if it may work later."""
         failures = sending_failures(self.env) if failure_type else {}
-        connection = None
-        if failure_type == "mail_smtp":
-            connection = failures.pop(CONNECTION_FAILURE, None)
+        # After a failed connection core marks the whole batch as "mail_smtp".
+        batch = failure_type == "mail_smtp" and failures.pop(CONNECTION_FAILURE, None)
         for mail in self.filtered(lambda mail: mail.state == "exception"):
-            if failure := connection or failures.pop(mail.message_id, None):
-                account_id, result = failure
-                account = self.env["email.account"].sudo().browse(account_id)
-                # Core's reason after a failed connection already is ours.
-                reason = (
-                    mail.failure_reason
-                    if connection
-                    else account._describe_sending_failure(result)
-                )
-                mail._email_account_plan_retry(result, reason)
+            if failure := batch or failures.pop(mail.message_id, None):
+                mail._email_account_plan_retry(*failure)
         return super()._postprocess_sent_message(
-            success_pids,
-            success_emails,
-            failure_reason=failure_reason,
-            failure_type=failure_type,
+            success_pids, success_emails, failure_reason, failure_type
         )
 
     def _email_account_plan_retry(self, result, failure_reason):
