@@ -12,15 +12,16 @@ _logger = logging.getLogger(__name__)
 
 
 class EmailAccountRekey(Command):
-    """Re-encrypt the passwords of the e-mail accounts with the newest key"""
+    """Re-encrypt the e-mail accounts' passwords and tokens with the newest key"""
 
     name = "email_account_rekey"
     epilog = (
         "The keys come from the option email_account_key, the variable "
         "EMAIL_ACCOUNT_KEY or the file email_account.key of the data "
-        "directory, newest first. Every stored password is decrypted with any "
-        "of them and encrypted again with the newest; then the older keys can "
-        "be removed. If one password cannot be decrypted, nothing is changed."
+        "directory, newest first. Every stored password and OAuth token is "
+        "decrypted with any of them and encrypted again with the newest; then "
+        "the older keys can be removed. If one cannot be decrypted, nothing is "
+        "changed."
     )
 
     def run(self, cmdargs):

@@ -506,12 +506,16 @@ class EmailAccount(models.Model):
                 stored.write(dict.fromkeys((*columns, *cleared), False))
                 account.message_post(body=note, subtype_xmlid="mail.mt_note")
 
+    def _secret_columns(self):
+        """The columns that hold secrets encrypted with the addon's key."""
+        return list(SECRET_FIELDS.values())
+
     def _register_hook(self):
         # At start rather than at the first message: a refused or missing
         # key then shows in the log before anyone needs a password.
         super()._register_hook()
         stored = Domain.OR(
-            Domain(column, "!=", False) for column in SECRET_FIELDS.values()
+            Domain(column, "!=", False) for column in self._secret_columns()
         )
         count = (
             self.sudo().with_context(active_test=False).search_count(stored, limit=1)

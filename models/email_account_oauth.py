@@ -129,6 +129,13 @@ class EmailAccountOauth(models.Model):
             if values:
                 account.sudo().write(values)
 
+    def _secret_columns(self):
+        return [
+            *super()._secret_columns(),
+            "oauth_refresh_secret",
+            "oauth_access_secret",
+        ]
+
     @api.depends("oauth_refresh_secret")
     def _compute_oauth_connected(self):
         for account in self:

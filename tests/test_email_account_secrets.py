@@ -25,7 +25,6 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tools import config
 
-from odoo.addons.email_account.models.email_account import SECRET_FIELDS
 from odoo.addons.email_account.tools import key_rotation, secret_box
 
 from .common import EmailAccountCase
@@ -75,9 +74,9 @@ class TestEmailAccountSecrets(EmailAccountCase):
     def forget_other_secrets(self):
         # Secrets stored with the real key by other fixtures: no key here
         # decrypts them.
-        self.env["email.account"].with_context(active_test=False).search(
-            []
-        ).sudo().write({"password_token": False, "smtp_password_token": False})
+        accounts = self.env["email.account"].with_context(active_test=False)
+        columns = accounts._secret_columns()
+        accounts.search([]).sudo().write(dict.fromkeys(columns, False))
 
     def create_account(self, **overrides):
         return self.env["email.account"].create(self.account_values(**overrides))
@@ -336,8 +335,29 @@ class TestEmailAccountSecrets(EmailAccountCase):
         self.assertIn(f"(id {lost.id})", str(caught.exception))
         self.assertEqual(self.stored_tokens(accounts), before)
 
-    def test_rotation_knows_every_secret_field(self):
-        self.assertEqual(set(key_rotation.TOKEN_FIELDS), set(SECRET_FIELDS.values()))
+    def test_reencrypting_includes_the_oauth_tokens(self):
+        self.forget_other_secrets()
+        old_key, new = new_key(), new_key()
+        os.environ[secret_box.KEY_ENVIRON] = old_key
+        account = self.create_account(password=False)
+        account.sudo().write(
+            {
+                "oauth_refresh_secret": secret_box.encrypt("refresh-token-1"),
+                "oauth_access_secret": secret_box.encrypt("access-token-1"),
+            }
+        )
+        os.environ[secret_box.KEY_ENVIRON] = f"{new},{old_key}"
+        self.assertEqual(key_rotation.reencrypt_secrets(self.env), 2)
+        os.environ[secret_box.KEY_ENVIRON] = new
+        account.invalidate_recordset()
+        stored = account.sudo()
+        self.assertEqual(
+            [
+                secret_box.decrypt(stored.oauth_refresh_secret),
+                secret_box.decrypt(stored.oauth_access_secret),
+            ],
+            ["refresh-token-1", "access-token-1"],
+        )
 
     def test_odoo_finds_the_rekey_command_of_the_addon(self):
         command = find_command("email_account_rekey")

@@ -2,8 +2,6 @@
 
 from . import secret_box
 
-TOKEN_FIELDS = ("password_token", "smtp_password_token")
-
 
 class UndecryptableSecretError(secret_box.SecretKeyError):
     """A stored secret that no key decrypts: nothing was re-encrypted."""
@@ -29,7 +27,7 @@ def reencrypt_secrets(env):
     )
     new_tokens = {}
     for account in accounts:
-        for field_name in TOKEN_FIELDS:
+        for field_name in accounts._secret_columns():
             if token := account[field_name]:
                 try:
                     new_tokens[account, field_name] = secret_box.reencrypt(token)
