@@ -1,11 +1,8 @@
 """Find an account's outgoing server from its e-mail address.
 
-The sources and their order are those of the README ("Setting an account
-up from its address"). The probe sets a connection up as sending does
-(``connection.establish``) and leaves before any login: it never sends a
-credential. Name look-ups go through dnspython's resolver, never the
-system's ``getaddrinfo``: the resolver, like every URL, is an option, so
-that tests point everything at loopback servers.
+The probe leaves before any login: it never sends a credential. Names are
+resolved by dnspython, never ``getaddrinfo``: the resolver, like every URL,
+is an option, so that tests point everything at loopback servers.
 """
 
 import concurrent.futures
@@ -91,11 +88,8 @@ NOT_FOUND_TEXT = _lt(
 class DetectOptions:
     """Where detection looks, all replaceable for tests.
 
-    ``resolver`` is a ``dns.resolver.Resolver`` (None: the system's
-    configuration). URL templates take ``{domain}`` (in IDNA form) and
-    ``{email}`` (URL-quoted); an empty ``ispdb_url`` skips the database.
-    ``cafile`` is trusted in addition to the system's authorities, as for
-    sending.
+    URL templates take ``{domain}`` (IDNA) and ``{email}`` (URL-quoted); an
+    empty ``ispdb_url`` skips the database.
     """
 
     resolver: object = None
@@ -109,20 +103,15 @@ class DetectOptions:
 
 @dataclass(frozen=True)
 class DetectedSettings:
-    """An outgoing server found for an address, and where it came from.
-
-    ``detail`` names the record, URL or mail exchanger that gave it.
-    ``certificate_error`` is empty, or why the server's certificate did not
-    verify (the probe found nothing better).
-    """
+    """An outgoing server found for an address, and where it came from."""
 
     host: str
     port: int
     encryption: str
     source: str
-    detail: str = ""
+    detail: str = ""  # the record, URL or mail exchanger that gave it
     provider: Provider | None = None
-    certificate_error: str = ""
+    certificate_error: str = ""  # why the certificate did not verify, if it did not
 
 
 @dataclass(frozen=True)
@@ -159,10 +148,7 @@ class Detection:
 
 
 def address_domain(email):
-    """Return the domain of ``email`` in IDNA (ASCII) form, lower case.
-
-    Raises ``ValueError`` for an address without a valid domain.
-    """
+    """The domain of ``email``, lower case and in IDNA form, else ValueError."""
     local, _at, domain = (email or "").strip().rpartition("@")
     domain = domain.rstrip(".").lower()
     if not local or not domain:
@@ -183,11 +169,7 @@ def _valid_host(host):
 
 
 def detect_settings(email, timeout=30.0, options=None):
-    """Find the outgoing server of ``email`` within ``timeout`` seconds.
-
-    :return: a ``Detection``; its ``settings`` is None when nothing was found
-    :raises ValueError: when ``email`` has no valid domain
-    """
+    """Find the outgoing server of ``email``; ValueError if it has no valid domain."""
     domain = address_domain(email)
     run = _Run(options or DetectOptions(), Deadline(timeout))
     found = run.detect(domain, email.strip())
@@ -231,20 +213,15 @@ class _Run:
             watchdog.stop()
 
     def step_wait(self):
-        """The longest one source may wait: a quarter of the time, at most.
-
-        So that a server that never answers leaves time for the probe.
-        """
+        # A quarter of the time at most, so that a silent server leaves time
+        # for the probe.
         return min(self.deadline.socket_timeout(), max(self.deadline.seconds / 4, 1))
 
     def note(self, text):
         with self.lock:
             self.log.append(text)
 
-    # -- name look-ups -------------------------------------------------------
-
     def query(self, name, rdtype):
-        """Return the records of ``name``; a failed look-up is noted, not raised."""
         try:
             return records(self.resolver, name, rdtype, self.step_wait())
         except (dns.exception.DNSException, TimeoutError) as exc:
@@ -252,7 +229,6 @@ class _Run:
             return []
 
     def addresses(self, host):
-        """Return the IP addresses of ``host`` (itself if it is one)."""
         with contextlib.suppress(ValueError):
             return [str(ipaddress.ip_address(host))]
         found = []
@@ -261,8 +237,6 @@ class _Run:
                 break
             found += [record.address for record in self.query(host, rdtype)]
         return found
-
-    # -- sources -------------------------------------------------------------
 
     def detect(self, domain, email):
         email = urllib.parse.quote(email, safe="@")
@@ -310,10 +284,7 @@ class _Run:
         return None
 
     def from_config_files(self, urls, source, domain):
-        """The settings of the first of ``urls`` whose file gives a server.
-
-        The files are fetched in parallel, as mail clients do.
-        """
+        # Fetched in parallel, as mail clients do; the first URL's file wins.
         if not urls:
             return None
         wait_for = self.step_wait()
@@ -350,11 +321,6 @@ class _Run:
         )
 
     def config_file(self, url, wait_for, domain):
-        """Return ``(host, port, encryption)`` from the config file at ``url``.
-
-        ``domain`` (the address's) stands for ``%EMAILDOMAIN%`` in the file:
-        the ISP database serves one file for all the domains of a provider.
-        """
         try:
             document = self.fetch(url, wait_for)
         except (OSError, http.client.HTTPException, ValueError) as exc:
@@ -369,7 +335,6 @@ class _Run:
             return None
 
     def fetch(self, url, wait_for):
-        """Return the body of a successful GET of ``url``, or None."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an HTTP URL: {url}")
@@ -399,8 +364,6 @@ class _Run:
             raise ValueError("document too large")
         return body
 
-    # -- probe ---------------------------------------------------------------
-
     def from_probe(self, domain):
         provided = self.provider.probe_hosts if self.provider else ()
         usual = [t.format(domain=domain) for t in self.options.probe_hosts]
@@ -421,10 +384,9 @@ class _Run:
             return None
 
         def rank(found, verified=None):
-            """Lower is better: verified TLS, then unverified TLS, then clear text.
-
-            ``verified``: the rank if the certificate did, or did not, verify.
-            """
+            # Lower is better: verified TLS, then unverified TLS, then clear
+            # text. ``verified``: the rank if the certificate did, or did not,
+            # verify.
             if verified is None:
                 verified = not found.certificate_error
             tier = 2 if found.encryption == "none" else 0 if verified else 1
@@ -454,12 +416,7 @@ class _Run:
         return best
 
     def probe(self, job, addresses):
-        """Return ``job`` if its combination answers at one of ``addresses``.
-
-        The probe greets, says EHLO and sets up TLS as ``job`` says, then
-        leaves: it never sends a credential. A certificate that does not
-        verify is returned in ``certificate_error``.
-        """
+        """``job`` if it answers at one of ``addresses``, with its certificate_error."""
         for address in addresses:
             try:
                 try:
@@ -482,7 +439,6 @@ class _Run:
         return None
 
     def say_hello(self, job, address, ssl_context=None):
-        """Greet, say EHLO and set up TLS as ``job`` says at ``address``, QUIT."""
         settings = SmtpSettings(
             job.host,
             job.port,
@@ -531,14 +487,13 @@ class _AddressedConnection(http.client.HTTPConnection):
 
 
 def parse_client_config(document, domain=""):
-    """Return ``(host, port, encryption)`` of the SMTP server in ``document``.
+    """``(host, port, encryption)`` of the SMTP server of a Thunderbird
+    ``clientConfig`` 1.1 file; ValueError if it has none.
 
-    ``document`` is a configuration file in Thunderbird's format
-    (``clientConfig`` 1.1). Of several outgoing servers the first that a
-    password can log in to is taken (the file lists them by preference),
-    else the first. ``%EMAILDOMAIN%`` in a host name is the address's
-    domain; a server with any other placeholder is skipped. Raises
-    ``ValueError`` when the file has no usable SMTP server.
+    The file lists servers by preference: the first that takes a password
+    wins, else the first. ``%EMAILDOMAIN%`` is ``domain`` (the ISP database
+    serves one file for all of a provider's domains); a host name with any
+    other placeholder is not valid, so its server is skipped.
     """
     root = ElementTree.fromstring(document)
     if root.tag != "clientConfig":
