@@ -383,13 +383,12 @@ class _Run:
         if not jobs:
             return None
 
-        def rank(found, verified=None):
+        def rank(found):
             # Lower is better: verified TLS, then unverified TLS, then clear
-            # text. ``verified``: the rank if the certificate did, or did not,
-            # verify.
-            if verified is None:
-                verified = not found.certificate_error
-            tier = 2 if found.encryption == "none" else 0 if verified else 1
+            # text. A job not yet run ranks as verified, the best it can be.
+            tier = (
+                2 if found.encryption == "none" else 1 if found.certificate_error else 0
+            )
             combination = combinations.index((found.port, found.encryption))
             return (tier, combination, hosts.index(found.host))
 
@@ -406,9 +405,7 @@ class _Run:
                     if found and (best is None or rank(found) < rank(best)):
                         best = found
                     # Nothing still running can beat the best found: stop.
-                    if best and all(
-                        rank(j, True) > rank(best) for j in pending.values()
-                    ):
+                    if best and all(rank(j) > rank(best) for j in pending.values()):
                         break
             for future in pending:
                 future.cancel()
