@@ -52,7 +52,6 @@ PROBE_COMBINATIONS = (
 )
 PROBE_HOSTS = ("smtp.{domain}", "mail.{domain}")
 
-SOURCES = ("srv", "autoconfig", "ispdb", "provider", "probe")
 _SOCKET_TYPES = {"SSL": "ssl", "STARTTLS": "starttls", "PLAIN": "none"}
 # Authentication methods of the autoconfig format that a password serves.
 _PASSWORD_AUTH = {"password-cleartext", "password-encrypted", "plain", "none"}
@@ -245,16 +244,18 @@ class _Run:
             for url in self.options.autoconfig_urls
         ]
         ispdb = self.options.ispdb_url
-        steps = (
-            lambda: self.from_srv(domain),
-            lambda: self.from_config_files(autoconfig, "autoconfig", domain),
-            lambda: self.from_config_files(
+        steps = {
+            "srv": lambda: self.from_srv(domain),
+            "autoconfig": lambda: self.from_config_files(
+                autoconfig, "autoconfig", domain
+            ),
+            "ispdb": lambda: self.from_config_files(
                 [ispdb.format(domain=domain)] if ispdb else [], "ispdb", domain
             ),
-            lambda: self.from_provider(domain),
-            lambda: self.from_probe(domain),
-        )
-        for source, step in zip(SOURCES, steps, strict=True):
+            "provider": lambda: self.from_provider(domain),
+            "probe": lambda: self.from_probe(domain),
+        }
+        for source, step in steps.items():
             if self.deadline.expired():
                 self.note(f"{source}: no time left")
                 return None
