@@ -1,10 +1,5 @@
-"""Presets of the common mail providers, and what each needs from the user.
-
-The international providers' values are those of their own help pages and
-of Mozilla's ISP database. The Greek providers' pages change with every
-merger: for them only the domains are recognised and their usual host names
-added to the probe, which confirms what actually answers.
-"""
+"""Presets of the common mail providers (from their own help pages and
+Mozilla's ISP database), and what each needs from the user."""
 
 from dataclasses import dataclass
 
@@ -13,11 +8,7 @@ from .texts import _lt
 
 @dataclass(frozen=True)
 class Provider:
-    """A mail provider: how to recognise it and what it documents.
-
-    ``host`` is empty when the provider's settings are not known for sure;
-    then ``probe_hosts`` are tried along with the usual guesses.
-    """
+    """A mail provider; without a sure ``host``, its ``probe_hosts`` are tried."""
 
     key: str
     name: str
@@ -30,7 +21,6 @@ class Provider:
     note: str = ""
 
     def matches_mx(self, exchange):
-        """Return whether the mail exchanger ``exchange`` is this provider's."""
         exchange = exchange.rstrip(".").lower()
         return any(
             exchange == suffix or exchange.endswith("." + suffix)
@@ -161,13 +151,12 @@ PROVIDERS = (
         encryption="ssl",
         note=ZOHO_NOTE,
     ),
-    # Greek providers: domains only (see the module's docstring). OTE's
-    # mailgate.otenet.gr is the outgoing server its customers have long
-    # used, within its own network; whether it still takes authenticated
-    # mail from elsewhere is not certain, hence a probe host, not a preset.
-    # Only the mailbox domains known for sure are listed: whether the
-    # brands' newer domains (cosmote.gr, nova.gr, vodafone.gr) host
-    # customers' mailboxes is not.
+    # The Greek providers' pages change with every merger: only their domains
+    # are recognised, and the probe finds what answers. OTE's customers have
+    # long used mailgate.otenet.gr within its own network; whether it takes
+    # authenticated mail from elsewhere is not certain, hence a probe host,
+    # not a preset. Whether the brands' newer domains (cosmote.gr, nova.gr,
+    # vodafone.gr) host customers' mailboxes is not known: not listed.
     Provider(
         key="cosmote",
         name="Cosmote (OTEnet)",
