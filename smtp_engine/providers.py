@@ -197,11 +197,7 @@ def provider_for_domain(domain):
 
 def provider_for_mx(exchanges):
     """Return the provider of the first mail exchanger that one recognises."""
-    for exchange in exchanges:
-        for provider in PROVIDERS:
-            if provider.matches_mx(exchange):
-                return provider
-    return None
+    return next((p for e in exchanges for p in PROVIDERS if p.matches_mx(e)), None)
 
 
 def provider_for_host(host):
