@@ -6,7 +6,6 @@ import socket
 import ssl
 
 from .certificate import CertificateChangedError
-from .provider_replies import diagnose_provider_reply
 from .result import CredentialsEncodingError, Step
 from .settings import SmtpSettings
 
@@ -28,6 +27,7 @@ CERTIFICATE_HINTS = frozenset(
     {"certificate_untrusted", "certificate_hostname_mismatch", "certificate_changed"}
 )
 _IMPLICIT_TLS_PORT = 465
+_LOGIN_REFUSED_CODES = (534, 535)
 # How Exchange, Gmail and Postfix word "this login may not use this sender".
 _SEND_AS_MARKERS = (
     "5.7.60",
@@ -76,12 +76,40 @@ def reply_of(exc):
     return None, ""
 
 
+def _has_status(text, code):
+    # An enhanced status code (RFC 3463) as a whole word: 5.7.8 is not 5.7.80.
+    return re.search(rf"(?<![\d.]){re.escape(code)}(?![\d])", text) is not None
+
+
+def _diagnose_provider_reply(step, code, text, settings):
+    # Microsoft 365 and Google name the cause of a refusal with an enhanced
+    # status code, where the generic hints would only say "login refused".
+    oauth = bool(settings and settings.oauth_token)
+    if _has_status(text, "5.7.139"):
+        if not oauth and "basic authentication is disabled" in text.lower():
+            return "microsoft_basic_auth_disabled"
+        return "microsoft_smtp_auth_disabled"
+    if _has_status(text, "5.7.57"):
+        return "microsoft_client_not_authenticated"
+    if _has_status(text, "5.7.60") or "sendasdenied" in text.lower():
+        return "microsoft_send_as_denied"
+    if step != Step.AUTH or code not in _LOGIN_REFUSED_CODES:
+        return None
+    if oauth:
+        return "oauth_token_refused"
+    if _has_status(text, "5.7.9"):
+        return "google_app_password_required"
+    if _has_status(text, "5.7.8") and "username and password" in text.lower():
+        return "google_login_refused"
+    return None
+
+
 def diagnose_reply(
     step: Step | str, code: int, text: str, settings: SmtpSettings | None = None
 ) -> str:
     """Return the hint key for a refusing server reply at ``step``."""
     step = Step(step)
-    provider_hint = diagnose_provider_reply(step, code, text, settings)
+    provider_hint = _diagnose_provider_reply(step, code, text, settings)
     if provider_hint:
         return provider_hint
     encryption = settings.encryption if settings else None
@@ -97,7 +125,7 @@ def diagnose_reply(
     if step == Step.TLS:
         return "tls_failed"
     if step == Step.AUTH:
-        if code in (534, 535):
+        if code in _LOGIN_REFUSED_CODES:
             return "login_refused"
         if code == 504:
             return "auth_not_offered"

@@ -138,7 +138,7 @@ HINTS = {
         "The server reported an error. Read the server's reply and the "
         "transcript for details."
     ),
-    # Microsoft 365, Google and OAuth 2.0 (see providers.py)
+    # Microsoft 365, Google and OAuth 2.0 (see diagnosis.py)
     "oauth_token_refused": _lt(
         "The sign-in has expired or was revoked: connect the account again."
     ),
