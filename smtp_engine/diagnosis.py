@@ -172,9 +172,7 @@ def diagnose_exception(
 ) -> tuple[str, int | None, str]:
     """Map a failure at ``step`` to ``(hint_key, code, reply_text)``.
 
-    ``settings`` (an ``SmtpSettings``) refines the hint with the security
-    setting and the port; ``timed_out`` says that the exchange's deadline
-    had passed when ``exc`` was raised, whatever ``exc`` is.
+    ``timed_out``: the exchange's deadline had passed, whatever ``exc`` is.
     """
     step = Step(step)
     code, text = reply_of(exc)
@@ -220,11 +218,7 @@ def diagnose_exception(
 
 
 def parse_queue_id(reply: str | bytes) -> str | None:
-    """Return the queue id in the server's reply to the message data, or None.
-
-    Understands "queued as X", "id=X" and "<X>", the forms used by the common
-    servers; other replies, like "Message accepted for delivery", give None.
-    """
+    """The queue id ("queued as X", "id=X", "<X>") in a reply to DATA, or None."""
     text = decode_reply(reply)
     for pattern in _QUEUE_ID_PATTERNS:
         match = pattern.search(text)
