@@ -46,17 +46,15 @@ _QUEUE_ID_PATTERNS = (
 )
 
 
-def _exception_chain(exc):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
 def find(exc, kind):
     """Return the first exception of ``kind`` in the chain of ``exc``, or None."""
-    return next((e for e in _exception_chain(exc) if isinstance(e, kind)), None)
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def decode_reply(reply):
