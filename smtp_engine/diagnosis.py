@@ -218,11 +218,8 @@ def diagnose_exception(
 def parse_queue_id(reply: str | bytes) -> str | None:
     """The queue id ("queued as X", "id=X", "<X>") in a reply to DATA, or None."""
     text = decode_reply(reply)
-    for pattern in _QUEUE_ID_PATTERNS:
-        match = pattern.search(text)
-        if match:
-            return match.group(1)
-    return None
+    matches = (pattern.search(text) for pattern in _QUEUE_ID_PATTERNS)
+    return next((match.group(1) for match in matches if match), None)
 
 
 def describe_exception(exc):
