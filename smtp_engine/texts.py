@@ -1,12 +1,11 @@
 """User-facing English texts of the SMTP engine.
 
-``_lt`` marks them for Odoo's translation exporter and does nothing else:
-callers translate through the ``translate`` argument of the public functions.
+Callers translate them through the ``translate`` argument of the public
+functions; ``_lt`` only marks them for Odoo's translation exporter.
 """
 
 
 def _lt(text):
-    """Mark ``text`` for the translation exporter and return it unchanged."""
     return text
 
 
@@ -217,11 +216,8 @@ MESSAGE_TEXTS = (
 
 
 def render(text, translate, params):
-    """Translate ``text`` and fill in its ``%(name)s`` placeholders.
-
-    A translation whose placeholders do not match falls back to the English
-    text rather than failing.
-    """
+    """Translate ``text`` and fill it in; a translation that does not fit
+    falls back to the English text rather than failing."""
     try:
         return translate(text) % params
     except (KeyError, ValueError, TypeError):
