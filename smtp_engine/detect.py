@@ -207,9 +207,8 @@ class _Run:
         """Shut every connection down; later connections fail at once."""
         with self.lock:
             self.stopped = True
-            watchdogs = list(self.watchdogs)
-        for watchdog in watchdogs:
-            watchdog.stop()
+            for watchdog in self.watchdogs:
+                watchdog.stop()
 
     def step_wait(self):
         # A quarter of the time at most, so that a silent server leaves time
