@@ -238,18 +238,14 @@ class _Run:
 
     def detect(self, domain, email):
         email = urllib.parse.quote(email, safe="@")
-        autoconfig = [
-            url.format(domain=domain, email=email)
-            for url in self.options.autoconfig_urls
-        ]
         ispdb = self.options.ispdb_url
         steps = {
             "srv": lambda: self.from_srv(domain),
             "autoconfig": lambda: self.from_config_files(
-                autoconfig, "autoconfig", domain
+                "autoconfig", self.options.autoconfig_urls, domain, email
             ),
             "ispdb": lambda: self.from_config_files(
-                [ispdb.format(domain=domain)] if ispdb else [], "ispdb", domain
+                "ispdb", [ispdb] if ispdb else [], domain, email=""
             ),
             "provider": lambda: self.from_provider(domain),
             "probe": lambda: self.from_probe(domain),
@@ -278,26 +274,21 @@ class _Run:
                 # A target of "." (not a valid host) says the service is not
                 # offered (RFC 6186).
                 if _valid_host(host) and record.port:
-                    return DetectedSettings(
-                        host, record.port, encryption, "srv", detail=name
-                    )
+                    return DetectedSettings(host, record.port, encryption, "srv", name)
         return None
 
-    def from_config_files(self, urls, source, domain):
+    def from_config_files(self, source, templates, domain, email):
         # Fetched in parallel, as mail clients do; the first URL's file wins.
+        urls = [url.format(domain=domain, email=email) for url in templates]
         if not urls:
             return None
-        wait_for = self.step_wait()
-        with ThreadPoolExecutor(
-            max_workers=len(urls), thread_name_prefix=f"smtp-engine-{source}"
-        ) as pool:
-            results = list(
-                pool.map(lambda url: self.config_file(url, wait_for, domain), urls)
-            )
-        answers = zip(urls, results, strict=True)
-        return next(
-            (DetectedSettings(*r, source, detail=url) for url, r in answers if r), None
-        )
+        prefix = f"smtp-engine-{source}"
+        with ThreadPoolExecutor(len(urls), thread_name_prefix=prefix) as pool:
+            servers = list(pool.map(lambda url: self.config_file(url, domain), urls))
+        for url, server in zip(urls, servers, strict=True):
+            if server:
+                return DetectedSettings(*server, source, url)
+        return None
 
     def from_provider(self, domain):
         provider = provider_for_domain(domain)
@@ -320,21 +311,19 @@ class _Run:
             provider=provider,
         )
 
-    def config_file(self, url, wait_for, domain):
+    def config_file(self, url, domain):
         try:
-            document = self.fetch(url, wait_for)
+            document = self.fetch(url)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self.note(f"GET {url}: {type(exc).__name__}: {exc}")
             return None
-        if document is None:
-            return None
         try:
-            return parse_client_config(document, domain)
+            return None if document is None else parse_client_config(document, domain)
         except (ElementTree.ParseError, ValueError) as exc:
             self.note(f"GET {url}: not a usable configuration file: {exc}")
             return None
 
-    def fetch(self, url, wait_for):
+    def fetch(self, url):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an HTTP URL: {url}")
@@ -347,7 +336,7 @@ class _Run:
             tls = verified_tls_context(self.options.cafile)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         connection = _AddressedConnection(
-            self, parts.hostname, parts.port, addresses[0], wait_for, tls
+            self, parts.hostname, parts.port, addresses[0], self.step_wait(), tls
         )
         try:
             connection.request(
