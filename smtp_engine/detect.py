@@ -300,16 +300,9 @@ class _Run:
             if provider is not None:
                 detail = "MX " + next(e for e in exchanges if provider.matches_mx(e))
         self.provider = provider
-        if provider is None or not provider.host:
+        if provider is None or not provider.smtp:
             return None
-        return DetectedSettings(
-            provider.host,
-            provider.port,
-            provider.encryption,
-            "provider",
-            detail=detail,
-            provider=provider,
-        )
+        return DetectedSettings(*provider.smtp, "provider", detail, provider)
 
     def config_file(self, url, domain):
         try:

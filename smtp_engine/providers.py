@@ -8,15 +8,13 @@ from .texts import _lt
 
 @dataclass(frozen=True)
 class Provider:
-    """A mail provider; without a sure ``host``, its ``probe_hosts`` are tried."""
+    """A mail provider; without a sure ``smtp``, its ``probe_hosts`` are tried."""
 
     key: str
     name: str
     domains: tuple[str, ...] = ()
     mx_suffixes: tuple[str, ...] = ()
-    host: str = ""
-    port: int = 0
-    encryption: str = ""
+    smtp: tuple = ()  # (host, port, encryption), as the provider documents them
     probe_hosts: tuple[str, ...] = ()
     note: str = ""
 
@@ -49,9 +47,7 @@ PROVIDERS = (
         domains=("gmail.com", "googlemail.com"),
         # aspmx.l.google.com, gmail-smtp-in.l.google.com, smtp.google.com.
         mx_suffixes=("google.com", "googlemail.com"),
-        host="smtp.gmail.com",
-        port=465,
-        encryption="ssl",
+        smtp=("smtp.gmail.com", 465, "ssl"),
         note=_lt(
             "Google accepts only an app password here, not the account's "
             "own password: turn on 2-Step Verification and create an app "
@@ -66,9 +62,7 @@ PROVIDERS = (
         domains=("onmicrosoft.com",),
         # <tenant>-<tld>.mail.protection.outlook.com
         mx_suffixes=("mail.protection.outlook.com",),
-        host="smtp.office365.com",
-        port=587,
-        encryption="starttls",
+        smtp=("smtp.office365.com", 587, "starttls"),
         note=_lt(
             "Microsoft 365 sends for a mailbox only when Authenticated SMTP "
             "(SMTP AUTH) is turned on for it (Microsoft 365 admin centre › "
@@ -92,9 +86,7 @@ PROVIDERS = (
         ),
         # outlook-com.olc.protection.outlook.com
         mx_suffixes=("olc.protection.outlook.com",),
-        host="smtp-mail.outlook.com",
-        port=587,
-        encryption="starttls",
+        smtp=("smtp-mail.outlook.com", 587, "starttls"),
         note=_lt(
             "Outlook.com: with two-step verification turned on, log in with "
             "an app password (Microsoft account › Security). Microsoft is "
@@ -107,9 +99,7 @@ PROVIDERS = (
         name="Yahoo Mail",
         domains=("yahoo.com", "yahoo.gr", "ymail.com", "rocketmail.com"),
         mx_suffixes=("yahoodns.net",),
-        host="smtp.mail.yahoo.com",
-        port=465,
-        encryption="ssl",
+        smtp=("smtp.mail.yahoo.com", 465, "ssl"),
         note=_lt(
             "Yahoo Mail accepts only an app password here: create one in "
             "the account's security settings (Account info › Account "
@@ -122,9 +112,7 @@ PROVIDERS = (
         name="iCloud Mail",
         domains=("icloud.com", "me.com", "mac.com"),
         mx_suffixes=("mail.icloud.com",),
-        host="smtp.mail.me.com",
-        port=587,
-        encryption="starttls",
+        smtp=("smtp.mail.me.com", 587, "starttls"),
         note=_lt(
             "iCloud Mail accepts only an app-specific password here (Apple "
             "Account › Sign-In and Security › App-Specific Passwords). The "
@@ -136,9 +124,7 @@ PROVIDERS = (
         name="Zoho Mail (EU)",
         domains=("zoho.eu", "zohomail.eu"),
         mx_suffixes=("zoho.eu",),
-        host="smtp.zoho.eu",
-        port=465,
-        encryption="ssl",
+        smtp=("smtp.zoho.eu", 465, "ssl"),
         note=ZOHO_NOTE,
     ),
     Provider(
@@ -146,9 +132,7 @@ PROVIDERS = (
         name="Zoho Mail",
         domains=("zoho.com", "zohomail.com"),
         mx_suffixes=("zoho.com",),
-        host="smtp.zoho.com",
-        port=465,
-        encryption="ssl",
+        smtp=("smtp.zoho.com", 465, "ssl"),
         note=ZOHO_NOTE,
     ),
     # The Greek providers' pages change with every merger: only their domains
@@ -203,4 +187,4 @@ def provider_for_mx(exchanges):
 def provider_for_host(host):
     """Return the provider whose documented outgoing server is ``host``."""
     host = host.rstrip(".").lower()
-    return next((p for p in PROVIDERS if p.host and p.host == host), None)
+    return next((p for p in PROVIDERS if p.smtp and p.smtp[0] == host), None)
