@@ -191,17 +191,11 @@ def diagnose_exception(
         return "dns_failed", code, text
     if find(exc, ConnectionRefusedError) is not None:
         return "connection_refused", code, text
-    # smtplib says "No suitable authentication method found." with a bare
-    # SMTPException when the server offers only mechanisms it cannot use.
-    bare_auth_error = (
-        step == Step.AUTH
-        and isinstance(exc, smtplib.SMTPException)
-        and not isinstance(
-            exc, (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected)
-        )
-    )
     if isinstance(exc, CredentialsEncodingError):
         return "credentials_not_encodable", code, text
+    # smtplib says "No suitable authentication method found." with a bare
+    # SMTPException when the server offers only mechanisms it cannot use.
+    bare_auth_error = step == Step.AUTH and type(exc) is smtplib.SMTPException
     if isinstance(exc, smtplib.SMTPNotSupportedError) or bare_auth_error:
         hints = {Step.TLS: "starttls_not_offered", Step.AUTH: "auth_not_offered"}
         return hints.get(step, "server_error"), code, text
