@@ -226,7 +226,7 @@ class _Run:
             self.note(f"DNS {rdtype} {name}: {type(exc).__name__}")
             return []
 
-    def addresses(self, host):
+    def addresses(self, host, purpose):
         with contextlib.suppress(ValueError):
             return [str(ipaddress.ip_address(host))]
         found = []
@@ -234,6 +234,8 @@ class _Run:
             if self.deadline.expired():
                 break
             found += [record.address for record in self.query(host, rdtype)]
+        if not found:
+            self.note(f"{purpose}: {host} not found")
         return found
 
     def detect(self, domain, email):
@@ -320,9 +322,8 @@ class _Run:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an HTTP URL: {url}")
-        addresses = self.addresses(parts.hostname)
+        addresses = self.addresses(parts.hostname, f"GET {url}")
         if not addresses:
-            self.note(f"GET {url}: {parts.hostname} not found")
             return None
         tls = None
         if parts.scheme == "https":
@@ -351,11 +352,7 @@ class _Run:
         usual = [t.format(domain=domain) for t in self.options.probe_hosts]
         hosts = list(dict.fromkeys([*provided, *usual]))
         combinations = list(dict.fromkeys(self.options.probe_combinations))
-        addresses = {}
-        for host in hosts:
-            addresses[host] = self.addresses(host)
-            if not addresses[host]:
-                self.note(f"probe: {host} not found")
+        addresses = {host: self.addresses(host, "probe") for host in hosts}
         jobs = [
             DetectedSettings(host, port, encryption, "probe", detail=host)
             for host in hosts
