@@ -478,14 +478,12 @@ def parse_client_config(document, domain=""):
     for server in root.iter("outgoingServer"):
         if server.get("type", "smtp") != "smtp":
             continue
-        host = (server.findtext("hostname") or "").strip().lower()
+        host = server.findtext("hostname", "").strip().lower()
         host = host.replace("%emaildomain%", domain)
-        try:
-            port = int((server.findtext("port") or "").strip())
-        except ValueError:
-            continue
+        port = server.findtext("port", "").strip()
+        port = int(port) if port.isdecimal() else 0
         encryption = _SOCKET_TYPES.get(
-            (server.findtext("socketType") or "").strip().upper()
+            server.findtext("socketType", "").strip().upper()
         )
         if not (_valid_host(host) and 0 < port < 65536 and encryption):
             continue
