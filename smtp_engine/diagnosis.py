@@ -218,13 +218,12 @@ def parse_queue_id(reply: str | bytes) -> str | None:
 
 def describe_exception(exc):
     """Return a short technical description of ``exc``: class and message."""
+    name = type(exc).__name__
     if isinstance(exc, UnicodeError):
         # Its message quotes the character and its position: maybe a password's.
-        return (
-            f"{type(exc).__name__}: text not valid in {getattr(exc, 'encoding', '?')}"
-        )
+        return f"{name}: text not valid in {getattr(exc, 'encoding', '?')}"
     code, text = reply_of(exc)
     if code is not None:
-        return f"{type(exc).__name__}: {code} {text}".strip()
+        return f"{name}: {code} {text}".strip()
     message = str(exc).strip()
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return f"{name}: {message}" if message else name
