@@ -135,12 +135,10 @@ PROVIDERS = (
         smtp=("smtp.zoho.com", 465, "ssl"),
         note=ZOHO_NOTE,
     ),
-    # The Greek providers' pages change with every merger: only their domains
-    # are recognised, and the probe finds what answers. OTE's customers have
-    # long used mailgate.otenet.gr within its own network; whether it takes
-    # authenticated mail from elsewhere is not certain, hence a probe host,
-    # not a preset. Whether the brands' newer domains (cosmote.gr, nova.gr,
-    # vodafone.gr) host customers' mailboxes is not known: not listed.
+    # The Greek providers' pages change with every merger: only the mailbox
+    # domains known for sure are recognised, and the probe finds what answers.
+    # OTE's mailgate.otenet.gr is a probe host, not a preset: whether it takes
+    # authenticated mail from outside OTE's network is not certain.
     Provider(
         key="cosmote",
         name="Cosmote (OTEnet)",
