@@ -172,13 +172,8 @@ def detect_settings(email, timeout=30.0, options=None):
     domain = address_domain(email)
     run = _Run(options or DetectOptions(), Deadline(timeout))
     found = run.detect(domain, email.strip())
-    return Detection(
-        domain=domain,
-        settings=found,
-        log=tuple(run.log),
-        elapsed=timeout - run.deadline.remaining(),
-        provider=run.provider,
-    )
+    elapsed = timeout - run.deadline.remaining()
+    return Detection(domain, found, tuple(run.log), elapsed, run.provider)
 
 
 class _Run:
