@@ -381,8 +381,7 @@ class _Run:
                     # Nothing still running can beat the best found: stop.
                     if best and all(rank(j) > rank(best) for j in pending.values()):
                         break
-            for future in pending:
-                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
             self.stop()
         return best
 
