@@ -5,14 +5,12 @@ functions; ``_lt`` only marks them for Odoo's translation exporter.
 """
 
 
-def _lt(text):
-    return text
-
-
 def untranslated(text: str) -> str:
     """The default ``translate``: keep the English text."""
     return text
 
+
+_lt = untranslated
 
 STEP_LABELS = {
     "resolve": _lt("Looking up the server name"),
