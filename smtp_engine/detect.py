@@ -241,6 +241,7 @@ class _Run:
             "autoconfig": lambda: self.from_config_files(
                 "autoconfig", self.options.autoconfig_urls, domain, email
             ),
+            # Mozilla's database is told the domain only, never the address.
             "ispdb": lambda: self.from_config_files(
                 "ispdb", [ispdb] if ispdb else [], domain, email=""
             ),
