@@ -26,7 +26,6 @@ _NAME_MISMATCH_CODES = frozenset({62, 64})
 CERTIFICATE_HINTS = frozenset(
     {"certificate_untrusted", "certificate_hostname_mismatch", "certificate_changed"}
 )
-_IMPLICIT_TLS_PORT = 465
 _LOGIN_REFUSED_CODES = (534, 535)
 # How Exchange, Gmail and Postfix word "this login may not use this sender".
 _SEND_AS_MARKERS = (
@@ -175,13 +174,9 @@ def diagnose_exception(
     step = Step(step)
     code, text = reply_of(exc)
     encryption = settings.encryption if settings else None
-    plain_on_tls_port = (
-        step == Step.GREETING
-        and encryption != "ssl"
-        and settings is not None
-        and settings.port == _IMPLICIT_TLS_PORT
-    )
+    port = settings.port if settings else None
     # Silence from port 465 is a plain client waiting for a TLS server's greeting.
+    plain_on_tls_port = step == Step.GREETING and port == 465 and encryption != "ssl"
     if timed_out or find(exc, TimeoutError) is not None:
         return ("plain_on_ssl_port" if plain_on_tls_port else "timeout"), code, text
     tls_hint = _diagnose_tls(exc, step, encryption)
