@@ -97,7 +97,6 @@ class DetectOptions:
     probe_hosts: tuple[str, ...] = PROBE_HOSTS
     probe_combinations: tuple[tuple[int, str], ...] = PROBE_COMBINATIONS
     cafile: str | None = None
-    local_hostname: str = "localhost"
 
 
 @dataclass(frozen=True)
@@ -415,7 +414,7 @@ class _Run:
             job.port,
             job.encryption,
             cafile=self.options.cafile,
-            local_hostname=self.options.local_hostname,
+            local_hostname="localhost",  # not the machine's name: no system look-up
         )
         session = SmtpSession(
             settings,
