@@ -106,8 +106,7 @@ def diagnose_reply(
 ) -> str:
     """Return the hint key for a refusing server reply at ``step``."""
     step = Step(step)
-    provider_hint = _diagnose_provider_reply(step, code, text, settings)
-    if provider_hint:
+    if provider_hint := _diagnose_provider_reply(step, code, text, settings):
         return provider_hint
     encryption = settings.encryption if settings else None
     lowered = text.lower()
@@ -179,8 +178,7 @@ def diagnose_exception(
     plain_on_tls_port = step == Step.GREETING and port == 465 and encryption != "ssl"
     if timed_out or find(exc, TimeoutError) is not None:
         return ("plain_on_ssl_port" if plain_on_tls_port else "timeout"), code, text
-    tls_hint = _diagnose_tls(exc, step, encryption)
-    if tls_hint:
+    if tls_hint := _diagnose_tls(exc, step, encryption):
         return tls_hint, code, text
     if find(exc, socket.gaierror) is not None:
         return "dns_failed", code, text
