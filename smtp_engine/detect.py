@@ -1,11 +1,8 @@
 """Find an account's outgoing server from its e-mail address.
 
-The sources and their order are those of the README ("Setting an account
-up from its address"). The probe sets a connection up as sending does
-(``connection.establish``) and leaves before any login: it never sends a
-credential. Name look-ups go through dnspython's resolver, never the
-system's ``getaddrinfo``: the resolver, like every URL, is an option, so
-that tests point everything at loopback servers.
+The probe leaves before any login: it never sends a credential. Names are
+resolved by dnspython, never ``getaddrinfo``: the resolver, like every URL,
+is an option, so that tests point everything at loopback servers.
 """
 
 import concurrent.futures
@@ -55,7 +52,6 @@ PROBE_COMBINATIONS = (
 )
 PROBE_HOSTS = ("smtp.{domain}", "mail.{domain}")
 
-SOURCES = ("srv", "autoconfig", "ispdb", "provider", "probe")
 _SOCKET_TYPES = {"SSL": "ssl", "STARTTLS": "starttls", "PLAIN": "none"}
 # Authentication methods of the autoconfig format that a password serves.
 _PASSWORD_AUTH = {"password-cleartext", "password-encrypted", "plain", "none"}
@@ -91,11 +87,8 @@ NOT_FOUND_TEXT = _lt(
 class DetectOptions:
     """Where detection looks, all replaceable for tests.
 
-    ``resolver`` is a ``dns.resolver.Resolver`` (None: the system's
-    configuration). URL templates take ``{domain}`` (in IDNA form) and
-    ``{email}`` (URL-quoted); an empty ``ispdb_url`` skips the database.
-    ``cafile`` is trusted in addition to the system's authorities, as for
-    sending.
+    URL templates take ``{domain}`` (IDNA) and ``{email}`` (URL-quoted); an
+    empty ``ispdb_url`` skips the database.
     """
 
     resolver: object = None
@@ -104,25 +97,19 @@ class DetectOptions:
     probe_hosts: tuple[str, ...] = PROBE_HOSTS
     probe_combinations: tuple[tuple[int, str], ...] = PROBE_COMBINATIONS
     cafile: str | None = None
-    local_hostname: str = "localhost"
 
 
 @dataclass(frozen=True)
 class DetectedSettings:
-    """An outgoing server found for an address, and where it came from.
-
-    ``detail`` names the record, URL or mail exchanger that gave it.
-    ``certificate_error`` is empty, or why the server's certificate did not
-    verify (the probe found nothing better).
-    """
+    """An outgoing server found for an address, and where it came from."""
 
     host: str
     port: int
     encryption: str
     source: str
-    detail: str = ""
+    detail: str = ""  # the record, URL or mail exchanger that gave it
     provider: Provider | None = None
-    certificate_error: str = ""
+    certificate_error: str = ""  # why the certificate did not verify, if it did not
 
 
 @dataclass(frozen=True)
@@ -159,10 +146,7 @@ class Detection:
 
 
 def address_domain(email):
-    """Return the domain of ``email`` in IDNA (ASCII) form, lower case.
-
-    Raises ``ValueError`` for an address without a valid domain.
-    """
+    """The domain of ``email``, lower case and in IDNA form, else ValueError."""
     local, _at, domain = (email or "").strip().rpartition("@")
     domain = domain.rstrip(".").lower()
     if not local or not domain:
@@ -183,21 +167,12 @@ def _valid_host(host):
 
 
 def detect_settings(email, timeout=30.0, options=None):
-    """Find the outgoing server of ``email`` within ``timeout`` seconds.
-
-    :return: a ``Detection``; its ``settings`` is None when nothing was found
-    :raises ValueError: when ``email`` has no valid domain
-    """
+    """Find the outgoing server of ``email``; ValueError if it has no valid domain."""
     domain = address_domain(email)
     run = _Run(options or DetectOptions(), Deadline(timeout))
     found = run.detect(domain, email.strip())
-    return Detection(
-        domain=domain,
-        settings=found,
-        log=tuple(run.log),
-        elapsed=timeout - run.deadline.remaining(),
-        provider=run.provider,
-    )
+    elapsed = timeout - run.deadline.remaining()
+    return Detection(domain, found, tuple(run.log), elapsed, run.provider)
 
 
 class _Run:
@@ -226,33 +201,26 @@ class _Run:
         """Shut every connection down; later connections fail at once."""
         with self.lock:
             self.stopped = True
-            watchdogs = list(self.watchdogs)
-        for watchdog in watchdogs:
-            watchdog.stop()
+            for watchdog in self.watchdogs:
+                watchdog.stop()
 
     def step_wait(self):
-        """The longest one source may wait: a quarter of the time, at most.
-
-        So that a server that never answers leaves time for the probe.
-        """
+        # A quarter of the time at most, so that a silent server leaves time
+        # for the probe.
         return min(self.deadline.socket_timeout(), max(self.deadline.seconds / 4, 1))
 
     def note(self, text):
         with self.lock:
             self.log.append(text)
 
-    # -- name look-ups -------------------------------------------------------
-
     def query(self, name, rdtype):
-        """Return the records of ``name``; a failed look-up is noted, not raised."""
         try:
             return records(self.resolver, name, rdtype, self.step_wait())
         except (dns.exception.DNSException, TimeoutError) as exc:
             self.note(f"DNS {rdtype} {name}: {type(exc).__name__}")
             return []
 
-    def addresses(self, host):
-        """Return the IP addresses of ``host`` (itself if it is one)."""
+    def addresses(self, host, purpose):
         with contextlib.suppress(ValueError):
             return [str(ipaddress.ip_address(host))]
         found = []
@@ -260,27 +228,26 @@ class _Run:
             if self.deadline.expired():
                 break
             found += [record.address for record in self.query(host, rdtype)]
+        if not found:
+            self.note(f"{purpose}: {host} not found")
         return found
-
-    # -- sources -------------------------------------------------------------
 
     def detect(self, domain, email):
         email = urllib.parse.quote(email, safe="@")
-        autoconfig = [
-            url.format(domain=domain, email=email)
-            for url in self.options.autoconfig_urls
-        ]
         ispdb = self.options.ispdb_url
-        steps = (
-            lambda: self.from_srv(domain),
-            lambda: self.from_config_files(autoconfig, "autoconfig", domain),
-            lambda: self.from_config_files(
-                [ispdb.format(domain=domain)] if ispdb else [], "ispdb", domain
+        steps = {
+            "srv": lambda: self.from_srv(domain),
+            "autoconfig": lambda: self.from_config_files(
+                "autoconfig", self.options.autoconfig_urls, domain, email
             ),
-            lambda: self.from_provider(domain),
-            lambda: self.from_probe(domain),
-        )
-        for source, step in zip(SOURCES, steps, strict=True):
+            # Mozilla's database is told the domain only, never the address.
+            "ispdb": lambda: self.from_config_files(
+                "ispdb", [ispdb] if ispdb else [], domain, email=""
+            ),
+            "provider": lambda: self.from_provider(domain),
+            "probe": lambda: self.from_probe(domain),
+        }
+        for source, step in steps.items():
             if self.deadline.expired():
                 self.note(f"{source}: no time left")
                 return None
@@ -304,29 +271,21 @@ class _Run:
                 # A target of "." (not a valid host) says the service is not
                 # offered (RFC 6186).
                 if _valid_host(host) and record.port:
-                    return DetectedSettings(
-                        host, record.port, encryption, "srv", detail=name
-                    )
+                    return DetectedSettings(host, record.port, encryption, "srv", name)
         return None
 
-    def from_config_files(self, urls, source, domain):
-        """The settings of the first of ``urls`` whose file gives a server.
-
-        The files are fetched in parallel, as mail clients do.
-        """
+    def from_config_files(self, source, templates, domain, email):
+        # Fetched in parallel, as mail clients do; the first URL's file wins.
+        urls = [url.format(domain=domain, email=email) for url in templates]
         if not urls:
             return None
-        wait_for = self.step_wait()
-        with ThreadPoolExecutor(
-            max_workers=len(urls), thread_name_prefix=f"smtp-engine-{source}"
-        ) as pool:
-            results = list(
-                pool.map(lambda url: self.config_file(url, wait_for, domain), urls)
-            )
-        answers = zip(urls, results, strict=True)
-        return next(
-            (DetectedSettings(*r, source, detail=url) for url, r in answers if r), None
-        )
+        prefix = f"smtp-engine-{source}"
+        with ThreadPoolExecutor(len(urls), thread_name_prefix=prefix) as pool:
+            servers = list(pool.map(lambda url: self.config_file(url, domain), urls))
+        for url, server in zip(urls, servers, strict=True):
+            if server:
+                return DetectedSettings(*server, source, url)
+        return None
 
     def from_provider(self, domain):
         provider = provider_for_domain(domain)
@@ -338,51 +297,35 @@ class _Run:
             if provider is not None:
                 detail = "MX " + next(e for e in exchanges if provider.matches_mx(e))
         self.provider = provider
-        if provider is None or not provider.host:
+        if provider is None or not provider.smtp:
             return None
-        return DetectedSettings(
-            provider.host,
-            provider.port,
-            provider.encryption,
-            "provider",
-            detail=detail,
-            provider=provider,
-        )
+        return DetectedSettings(*provider.smtp, "provider", detail, provider)
 
-    def config_file(self, url, wait_for, domain):
-        """Return ``(host, port, encryption)`` from the config file at ``url``.
-
-        ``domain`` (the address's) stands for ``%EMAILDOMAIN%`` in the file:
-        the ISP database serves one file for all the domains of a provider.
-        """
+    def config_file(self, url, domain):
         try:
-            document = self.fetch(url, wait_for)
+            document = self.fetch(url)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             self.note(f"GET {url}: {type(exc).__name__}: {exc}")
             return None
-        if document is None:
-            return None
         try:
-            return parse_client_config(document, domain)
+            return None if document is None else parse_client_config(document, domain)
         except (ElementTree.ParseError, ValueError) as exc:
             self.note(f"GET {url}: not a usable configuration file: {exc}")
             return None
 
-    def fetch(self, url, wait_for):
-        """Return the body of a successful GET of ``url``, or None."""
+    def fetch(self, url):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an HTTP URL: {url}")
-        addresses = self.addresses(parts.hostname)
+        addresses = self.addresses(parts.hostname, f"GET {url}")
         if not addresses:
-            self.note(f"GET {url}: {parts.hostname} not found")
             return None
         tls = None
         if parts.scheme == "https":
             tls = verified_tls_context(self.options.cafile)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         connection = _AddressedConnection(
-            self, parts.hostname, parts.port, addresses[0], wait_for, tls
+            self, parts.hostname, parts.port, addresses[0], self.step_wait(), tls
         )
         try:
             connection.request(
@@ -399,18 +342,12 @@ class _Run:
             raise ValueError("document too large")
         return body
 
-    # -- probe ---------------------------------------------------------------
-
     def from_probe(self, domain):
         provided = self.provider.probe_hosts if self.provider else ()
         usual = [t.format(domain=domain) for t in self.options.probe_hosts]
         hosts = list(dict.fromkeys([*provided, *usual]))
         combinations = list(dict.fromkeys(self.options.probe_combinations))
-        addresses = {}
-        for host in hosts:
-            addresses[host] = self.addresses(host)
-            if not addresses[host]:
-                self.note(f"probe: {host} not found")
+        addresses = {host: self.addresses(host, "probe") for host in hosts}
         jobs = [
             DetectedSettings(host, port, encryption, "probe", detail=host)
             for host in hosts
@@ -420,14 +357,12 @@ class _Run:
         if not jobs:
             return None
 
-        def rank(found, verified=None):
-            """Lower is better: verified TLS, then unverified TLS, then clear text.
-
-            ``verified``: the rank if the certificate did, or did not, verify.
-            """
-            if verified is None:
-                verified = not found.certificate_error
-            tier = 2 if found.encryption == "none" else 0 if verified else 1
+        def rank(found):
+            # Lower is better: verified TLS, then unverified TLS, then clear
+            # text. A job not yet run ranks as verified, the best it can be.
+            tier = (
+                2 if found.encryption == "none" else 1 if found.certificate_error else 0
+            )
             combination = combinations.index((found.port, found.encryption))
             return (tier, combination, hosts.index(found.host))
 
@@ -444,22 +379,14 @@ class _Run:
                     if found and (best is None or rank(found) < rank(best)):
                         best = found
                     # Nothing still running can beat the best found: stop.
-                    if best and all(
-                        rank(j, True) > rank(best) for j in pending.values()
-                    ):
+                    if best and all(rank(j) > rank(best) for j in pending.values()):
                         break
-            for future in pending:
-                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
             self.stop()
         return best
 
     def probe(self, job, addresses):
-        """Return ``job`` if its combination answers at one of ``addresses``.
-
-        The probe greets, says EHLO and sets up TLS as ``job`` says, then
-        leaves: it never sends a credential. A certificate that does not
-        verify is returned in ``certificate_error``.
-        """
+        """``job`` if it answers at one of ``addresses``, with its certificate_error."""
         for address in addresses:
             try:
                 try:
@@ -482,13 +409,12 @@ class _Run:
         return None
 
     def say_hello(self, job, address, ssl_context=None):
-        """Greet, say EHLO and set up TLS as ``job`` says at ``address``, QUIT."""
         settings = SmtpSettings(
             job.host,
             job.port,
             job.encryption,
             cafile=self.options.cafile,
-            local_hostname=self.options.local_hostname,
+            local_hostname="localhost",  # not the machine's name: no system look-up
         )
         session = SmtpSession(
             settings,
@@ -531,14 +457,13 @@ class _AddressedConnection(http.client.HTTPConnection):
 
 
 def parse_client_config(document, domain=""):
-    """Return ``(host, port, encryption)`` of the SMTP server in ``document``.
+    """``(host, port, encryption)`` of the SMTP server of a Thunderbird
+    ``clientConfig`` 1.1 file; ValueError if it has none.
 
-    ``document`` is a configuration file in Thunderbird's format
-    (``clientConfig`` 1.1). Of several outgoing servers the first that a
-    password can log in to is taken (the file lists them by preference),
-    else the first. ``%EMAILDOMAIN%`` in a host name is the address's
-    domain; a server with any other placeholder is skipped. Raises
-    ``ValueError`` when the file has no usable SMTP server.
+    The file lists servers by preference: the first that takes a password
+    wins, else the first. ``%EMAILDOMAIN%`` is ``domain`` (the ISP database
+    serves one file for all of a provider's domains); a host name with any
+    other placeholder is not valid, so its server is skipped.
     """
     root = ElementTree.fromstring(document)
     if root.tag != "clientConfig":
@@ -547,14 +472,12 @@ def parse_client_config(document, domain=""):
     for server in root.iter("outgoingServer"):
         if server.get("type", "smtp") != "smtp":
             continue
-        host = (server.findtext("hostname") or "").strip().lower()
+        host = server.findtext("hostname", "").strip().lower()
         host = host.replace("%emaildomain%", domain)
-        try:
-            port = int((server.findtext("port") or "").strip())
-        except ValueError:
-            continue
+        port = server.findtext("port", "").strip()
+        port = int(port) if port.isdecimal() else 0
         encryption = _SOCKET_TYPES.get(
-            (server.findtext("socketType") or "").strip().upper()
+            server.findtext("socketType", "").strip().upper()
         )
         if not (_valid_host(host) and 0 < port < 65536 and encryption):
             continue

@@ -6,7 +6,6 @@ import socket
 import ssl
 
 from .certificate import CertificateChangedError
-from .provider_replies import diagnose_provider_reply
 from .result import CredentialsEncodingError, Step
 from .settings import SmtpSettings
 
@@ -27,7 +26,7 @@ _NAME_MISMATCH_CODES = frozenset({62, 64})
 CERTIFICATE_HINTS = frozenset(
     {"certificate_untrusted", "certificate_hostname_mismatch", "certificate_changed"}
 )
-_IMPLICIT_TLS_PORT = 465
+_LOGIN_REFUSED_CODES = (534, 535)
 # How Exchange, Gmail and Postfix word "this login may not use this sender".
 _SEND_AS_MARKERS = (
     "5.7.60",
@@ -46,17 +45,15 @@ _QUEUE_ID_PATTERNS = (
 )
 
 
-def _exception_chain(exc):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
 def find(exc, kind):
     """Return the first exception of ``kind`` in the chain of ``exc``, or None."""
-    return next((e for e in _exception_chain(exc) if isinstance(e, kind)), None)
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def decode_reply(reply):
@@ -76,13 +73,40 @@ def reply_of(exc):
     return None, ""
 
 
+def _has_status(text, code):
+    # An enhanced status code (RFC 3463) as a whole word: 5.7.8 is not 5.7.80.
+    return re.search(rf"(?<![\d.]){re.escape(code)}(?![\d])", text) is not None
+
+
+def _diagnose_provider_reply(step, code, text, settings):
+    # Microsoft 365 and Google name the cause of a refusal with an enhanced
+    # status code, where the generic hints would only say "login refused".
+    oauth = bool(settings and settings.oauth_token)
+    if _has_status(text, "5.7.139"):
+        if not oauth and "basic authentication is disabled" in text.lower():
+            return "microsoft_basic_auth_disabled"
+        return "microsoft_smtp_auth_disabled"
+    if _has_status(text, "5.7.57"):
+        return "microsoft_client_not_authenticated"
+    if _has_status(text, "5.7.60") or "sendasdenied" in text.lower():
+        return "microsoft_send_as_denied"
+    if step != Step.AUTH or code not in _LOGIN_REFUSED_CODES:
+        return None
+    if oauth:
+        return "oauth_token_refused"
+    if _has_status(text, "5.7.9"):
+        return "google_app_password_required"
+    if _has_status(text, "5.7.8") and "username and password" in text.lower():
+        return "google_login_refused"
+    return None
+
+
 def diagnose_reply(
     step: Step | str, code: int, text: str, settings: SmtpSettings | None = None
 ) -> str:
     """Return the hint key for a refusing server reply at ``step``."""
     step = Step(step)
-    provider_hint = diagnose_provider_reply(step, code, text, settings)
-    if provider_hint:
+    if provider_hint := _diagnose_provider_reply(step, code, text, settings):
         return provider_hint
     encryption = settings.encryption if settings else None
     lowered = text.lower()
@@ -97,7 +121,7 @@ def diagnose_reply(
     if step == Step.TLS:
         return "tls_failed"
     if step == Step.AUTH:
-        if code in (534, 535):
+        if code in _LOGIN_REFUSED_CODES:
             return "login_refused"
         if code == 504:
             return "auth_not_offered"
@@ -144,40 +168,27 @@ def diagnose_exception(
 ) -> tuple[str, int | None, str]:
     """Map a failure at ``step`` to ``(hint_key, code, reply_text)``.
 
-    ``settings`` (an ``SmtpSettings``) refines the hint with the security
-    setting and the port; ``timed_out`` says that the exchange's deadline
-    had passed when ``exc`` was raised, whatever ``exc`` is.
+    ``timed_out``: the exchange's deadline had passed, whatever ``exc`` is.
     """
     step = Step(step)
     code, text = reply_of(exc)
     encryption = settings.encryption if settings else None
-    plain_on_tls_port = (
-        step == Step.GREETING
-        and encryption != "ssl"
-        and settings is not None
-        and settings.port == _IMPLICIT_TLS_PORT
-    )
+    port = settings.port if settings else None
     # Silence from port 465 is a plain client waiting for a TLS server's greeting.
+    plain_on_tls_port = step == Step.GREETING and port == 465 and encryption != "ssl"
     if timed_out or find(exc, TimeoutError) is not None:
         return ("plain_on_ssl_port" if plain_on_tls_port else "timeout"), code, text
-    tls_hint = _diagnose_tls(exc, step, encryption)
-    if tls_hint:
+    if tls_hint := _diagnose_tls(exc, step, encryption):
         return tls_hint, code, text
     if find(exc, socket.gaierror) is not None:
         return "dns_failed", code, text
     if find(exc, ConnectionRefusedError) is not None:
         return "connection_refused", code, text
-    # smtplib says "No suitable authentication method found." with a bare
-    # SMTPException when the server offers only mechanisms it cannot use.
-    bare_auth_error = (
-        step == Step.AUTH
-        and isinstance(exc, smtplib.SMTPException)
-        and not isinstance(
-            exc, (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected)
-        )
-    )
     if isinstance(exc, CredentialsEncodingError):
         return "credentials_not_encodable", code, text
+    # smtplib says "No suitable authentication method found." with a bare
+    # SMTPException when the server offers only mechanisms it cannot use.
+    bare_auth_error = step == Step.AUTH and type(exc) is smtplib.SMTPException
     if isinstance(exc, smtplib.SMTPNotSupportedError) or bare_auth_error:
         hints = {Step.TLS: "starttls_not_offered", Step.AUTH: "auth_not_offered"}
         return hints.get(step, "server_error"), code, text
@@ -192,28 +203,20 @@ def diagnose_exception(
 
 
 def parse_queue_id(reply: str | bytes) -> str | None:
-    """Return the queue id in the server's reply to the message data, or None.
-
-    Understands "queued as X", "id=X" and "<X>", the forms used by the common
-    servers; other replies, like "Message accepted for delivery", give None.
-    """
+    """The queue id ("queued as X", "id=X", "<X>") in a reply to DATA, or None."""
     text = decode_reply(reply)
-    for pattern in _QUEUE_ID_PATTERNS:
-        match = pattern.search(text)
-        if match:
-            return match.group(1)
-    return None
+    matches = (pattern.search(text) for pattern in _QUEUE_ID_PATTERNS)
+    return next((match.group(1) for match in matches if match), None)
 
 
 def describe_exception(exc):
     """Return a short technical description of ``exc``: class and message."""
+    name = type(exc).__name__
     if isinstance(exc, UnicodeError):
         # Its message quotes the character and its position: maybe a password's.
-        return (
-            f"{type(exc).__name__}: text not valid in {getattr(exc, 'encoding', '?')}"
-        )
+        return f"{name}: text not valid in {getattr(exc, 'encoding', '?')}"
     code, text = reply_of(exc)
     if code is not None:
-        return f"{type(exc).__name__}: {code} {text}".strip()
+        return f"{name}: {code} {text}".strip()
     message = str(exc).strip()
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return f"{name}: {message}" if message else name

@@ -1,10 +1,5 @@
-"""Presets of the common mail providers, and what each needs from the user.
-
-The international providers' values are those of their own help pages and
-of Mozilla's ISP database. The Greek providers' pages change with every
-merger: for them only the domains are recognised and their usual host names
-added to the probe, which confirms what actually answers.
-"""
+"""Presets of the common mail providers (from their own help pages and
+Mozilla's ISP database), and what each needs from the user."""
 
 from dataclasses import dataclass
 
@@ -13,24 +8,17 @@ from .texts import _lt
 
 @dataclass(frozen=True)
 class Provider:
-    """A mail provider: how to recognise it and what it documents.
-
-    ``host`` is empty when the provider's settings are not known for sure;
-    then ``probe_hosts`` are tried along with the usual guesses.
-    """
+    """A mail provider; without a sure ``smtp``, its ``probe_hosts`` are tried."""
 
     key: str
     name: str
     domains: tuple[str, ...] = ()
     mx_suffixes: tuple[str, ...] = ()
-    host: str = ""
-    port: int = 0
-    encryption: str = ""
+    smtp: tuple = ()  # (host, port, encryption), as the provider documents them
     probe_hosts: tuple[str, ...] = ()
     note: str = ""
 
     def matches_mx(self, exchange):
-        """Return whether the mail exchanger ``exchange`` is this provider's."""
         exchange = exchange.rstrip(".").lower()
         return any(
             exchange == suffix or exchange.endswith("." + suffix)
@@ -59,9 +47,7 @@ PROVIDERS = (
         domains=("gmail.com", "googlemail.com"),
         # aspmx.l.google.com, gmail-smtp-in.l.google.com, smtp.google.com.
         mx_suffixes=("google.com", "googlemail.com"),
-        host="smtp.gmail.com",
-        port=465,
-        encryption="ssl",
+        smtp=("smtp.gmail.com", 465, "ssl"),
         note=_lt(
             "Google accepts only an app password here, not the account's "
             "own password: turn on 2-Step Verification and create an app "
@@ -76,9 +62,7 @@ PROVIDERS = (
         domains=("onmicrosoft.com",),
         # <tenant>-<tld>.mail.protection.outlook.com
         mx_suffixes=("mail.protection.outlook.com",),
-        host="smtp.office365.com",
-        port=587,
-        encryption="starttls",
+        smtp=("smtp.office365.com", 587, "starttls"),
         note=_lt(
             "Microsoft 365 sends for a mailbox only when Authenticated SMTP "
             "(SMTP AUTH) is turned on for it (Microsoft 365 admin centre › "
@@ -102,9 +86,7 @@ PROVIDERS = (
         ),
         # outlook-com.olc.protection.outlook.com
         mx_suffixes=("olc.protection.outlook.com",),
-        host="smtp-mail.outlook.com",
-        port=587,
-        encryption="starttls",
+        smtp=("smtp-mail.outlook.com", 587, "starttls"),
         note=_lt(
             "Outlook.com: with two-step verification turned on, log in with "
             "an app password (Microsoft account › Security). Microsoft is "
@@ -117,9 +99,7 @@ PROVIDERS = (
         name="Yahoo Mail",
         domains=("yahoo.com", "yahoo.gr", "ymail.com", "rocketmail.com"),
         mx_suffixes=("yahoodns.net",),
-        host="smtp.mail.yahoo.com",
-        port=465,
-        encryption="ssl",
+        smtp=("smtp.mail.yahoo.com", 465, "ssl"),
         note=_lt(
             "Yahoo Mail accepts only an app password here: create one in "
             "the account's security settings (Account info › Account "
@@ -132,9 +112,7 @@ PROVIDERS = (
         name="iCloud Mail",
         domains=("icloud.com", "me.com", "mac.com"),
         mx_suffixes=("mail.icloud.com",),
-        host="smtp.mail.me.com",
-        port=587,
-        encryption="starttls",
+        smtp=("smtp.mail.me.com", 587, "starttls"),
         note=_lt(
             "iCloud Mail accepts only an app-specific password here (Apple "
             "Account › Sign-In and Security › App-Specific Passwords). The "
@@ -146,9 +124,7 @@ PROVIDERS = (
         name="Zoho Mail (EU)",
         domains=("zoho.eu", "zohomail.eu"),
         mx_suffixes=("zoho.eu",),
-        host="smtp.zoho.eu",
-        port=465,
-        encryption="ssl",
+        smtp=("smtp.zoho.eu", 465, "ssl"),
         note=ZOHO_NOTE,
     ),
     Provider(
@@ -156,18 +132,13 @@ PROVIDERS = (
         name="Zoho Mail",
         domains=("zoho.com", "zohomail.com"),
         mx_suffixes=("zoho.com",),
-        host="smtp.zoho.com",
-        port=465,
-        encryption="ssl",
+        smtp=("smtp.zoho.com", 465, "ssl"),
         note=ZOHO_NOTE,
     ),
-    # Greek providers: domains only (see the module's docstring). OTE's
-    # mailgate.otenet.gr is the outgoing server its customers have long
-    # used, within its own network; whether it still takes authenticated
-    # mail from elsewhere is not certain, hence a probe host, not a preset.
-    # Only the mailbox domains known for sure are listed: whether the
-    # brands' newer domains (cosmote.gr, nova.gr, vodafone.gr) host
-    # customers' mailboxes is not.
+    # The Greek providers' pages change with every merger: only the mailbox
+    # domains known for sure are recognised, and the probe finds what answers.
+    # OTE's mailgate.otenet.gr is a probe host, not a preset: whether it takes
+    # authenticated mail from outside OTE's network is not certain.
     Provider(
         key="cosmote",
         name="Cosmote (OTEnet)",
@@ -208,14 +179,10 @@ def provider_for_domain(domain):
 
 def provider_for_mx(exchanges):
     """Return the provider of the first mail exchanger that one recognises."""
-    for exchange in exchanges:
-        for provider in PROVIDERS:
-            if provider.matches_mx(exchange):
-                return provider
-    return None
+    return next((p for e in exchanges for p in PROVIDERS if p.matches_mx(e)), None)
 
 
 def provider_for_host(host):
     """Return the provider whose documented outgoing server is ``host``."""
     host = host.rstrip(".").lower()
-    return next((p for p in PROVIDERS if p.host and p.host == host), None)
+    return next((p for p in PROVIDERS if p.smtp and p.smtp[0] == host), None)

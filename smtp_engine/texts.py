@@ -1,19 +1,16 @@
 """User-facing English texts of the SMTP engine.
 
-``_lt`` marks them for Odoo's translation exporter and does nothing else:
-callers translate through the ``translate`` argument of the public functions.
+Callers translate them through the ``translate`` argument of the public
+functions; ``_lt`` only marks them for Odoo's translation exporter.
 """
-
-
-def _lt(text):
-    """Mark ``text`` for the translation exporter and return it unchanged."""
-    return text
 
 
 def untranslated(text: str) -> str:
     """The default ``translate``: keep the English text."""
     return text
 
+
+_lt = untranslated
 
 STEP_LABELS = {
     "resolve": _lt("Looking up the server name"),
@@ -138,7 +135,7 @@ HINTS = {
         "The server reported an error. Read the server's reply and the "
         "transcript for details."
     ),
-    # Microsoft 365, Google and OAuth 2.0 (see providers.py)
+    # Microsoft 365, Google and OAuth 2.0 (see diagnosis.py)
     "oauth_token_refused": _lt(
         "The sign-in has expired or was revoked: connect the account again."
     ),
@@ -217,11 +214,8 @@ MESSAGE_TEXTS = (
 
 
 def render(text, translate, params):
-    """Translate ``text`` and fill in its ``%(name)s`` placeholders.
-
-    A translation whose placeholders do not match falls back to the English
-    text rather than failing.
-    """
+    """Translate ``text`` and fill it in; a translation that does not fit
+    falls back to the English text rather than failing."""
     try:
         return translate(text) % params
     except (KeyError, ValueError, TypeError):
