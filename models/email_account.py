@@ -1,7 +1,6 @@
 """E-mail accounts: a sender identity with its own SMTP settings."""
 
 import contextlib
-import ipaddress
 import re
 from datetime import timezone
 from email.utils import make_msgid
@@ -21,6 +20,7 @@ from odoo.tools.mail import email_split_tuples
 
 from ..smtp_engine import SmtpSettings
 from ..smtp_engine.certificate import format_fingerprint, normalize_pin
+from ..smtp_engine.settings import is_valid_host
 from ..tools import secret_box
 
 # Option of the Odoo configuration file: a PEM bundle of extra certificate
@@ -33,7 +33,6 @@ DEFAULT_TIMEOUT = 30
 # Control characters, and the Unicode line and paragraph separators that some
 # mail software folds headers at.
 CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 TEXT_FIELDS = (
     "name",
@@ -67,19 +66,6 @@ SECRET_BINDING_FIELDS = (
     "imap_port",
     "imap_encryption",
 )
-
-
-def is_valid_host(host):
-    """A host name (IDNA allowed) or an IPv4/IPv6 address."""
-    with contextlib.suppress(ValueError):
-        return bool(ipaddress.ip_address(host))
-    try:
-        ascii_host = host.encode("idna").decode("ascii").rstrip(".")
-    except UnicodeError:
-        return False
-    return 0 < len(ascii_host) <= 253 and all(
-        _HOSTNAME_LABEL.match(label) for label in ascii_host.split(".")
-    )
 
 
 class EmailAccount(models.Model):

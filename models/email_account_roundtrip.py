@@ -7,8 +7,9 @@ from odoo.exceptions import ValidationError
 from odoo.tools import config
 
 from ..smtp_engine import roundtrip
+from ..smtp_engine.settings import is_valid_host
 from ..smtp_engine.trust_dns import OK, PROBLEM, WARNING, sender_domain_report
-from .email_account import CONTROL_CHARS, is_valid_host
+from .email_account import CONTROL_CHARS
 
 # Option of the Odoo configuration file: the DNS server (address[:port]) to
 # ask for the SPF and DMARC records of sender domains; default: the system's.

@@ -9,7 +9,6 @@ import concurrent.futures
 import contextlib
 import http.client
 import ipaddress
-import re
 import socket
 import ssl
 import threading
@@ -30,7 +29,7 @@ from .connection import (
     verified_tls_context,
 )
 from .providers import Provider, provider_for_domain, provider_for_host, provider_for_mx
-from .settings import SmtpSettings
+from .settings import SmtpSettings, is_valid_host
 from .texts import SECURITY_LABELS, _lt, render, untranslated
 from .trust_dns import records
 
@@ -58,7 +57,6 @@ _PASSWORD_AUTH = {"password-cleartext", "password-encrypted", "plain", "none"}
 _MAX_DOCUMENT = 256 * 1024
 _MAX_REPLY_LINES = 100
 _MAX_PROBES = 16
-_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _USER_AGENT = "email_account settings detection"
 
 SOURCE_TEXTS = {
@@ -155,15 +153,9 @@ def address_domain(email):
         ascii_domain = domain.encode("idna").decode("ascii")
     except UnicodeError as exc:
         raise ValueError(f"not a valid domain: {domain!r}") from exc
-    if "." not in ascii_domain or not _valid_host(ascii_domain):
+    if "." not in ascii_domain or not is_valid_host(ascii_domain):
         raise ValueError(f"not a valid domain: {domain!r}")
     return ascii_domain
-
-
-def _valid_host(host):
-    return 0 < len(host) <= 253 and all(
-        _HOSTNAME_LABEL.match(label) for label in host.split(".")
-    )
 
 
 def detect_settings(email, timeout=30.0, options=None):
@@ -270,7 +262,7 @@ class _Run:
                 host = record.target.to_text(omit_final_dot=True).lower()
                 # A target of "." (not a valid host) says the service is not
                 # offered (RFC 6186).
-                if _valid_host(host) and record.port:
+                if is_valid_host(host) and record.port:
                     return DetectedSettings(host, record.port, encryption, "srv", name)
         return None
 
@@ -479,7 +471,7 @@ def parse_client_config(document, domain=""):
         encryption = _SOCKET_TYPES.get(
             server.findtext("socketType", "").strip().upper()
         )
-        if not (_valid_host(host) and 0 < port < 65536 and encryption):
+        if not (is_valid_host(host) and 0 < port < 65536 and encryption):
             continue
         methods = {
             (a.text or "").strip().lower() for a in server.findall("authentication")

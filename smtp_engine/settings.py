@@ -1,11 +1,29 @@
 """The connection settings of one e-mail account, as the engine sees them."""
 
+import contextlib
+import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from .certificate import normalize_pin
 from .xoauth2 import xoauth2_string
 
 ENCRYPTIONS = ("none", "starttls", "ssl")
+# A DNS label; underscores too, which DNS allows and internal names use.
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def is_valid_host(host):
+    """A host name (IDNA allowed) or an IPv4/IPv6 address."""
+    with contextlib.suppress(ValueError):
+        return bool(ipaddress.ip_address(host))
+    try:
+        ascii_host = host.encode("idna").decode("ascii").rstrip(".")
+    except UnicodeError:
+        return False
+    return 0 < len(ascii_host) <= 253 and all(
+        _HOST_LABEL.match(label) for label in ascii_host.split(".")
+    )
 
 
 def check_server(settings):

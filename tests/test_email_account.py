@@ -61,6 +61,8 @@ class TestEmailAccount(EmailAccountCase):
             "::1",
             "mail",
             "smtp.παράδειγμα.gr",
+            # Internal names may hold underscores, which DNS allows.
+            "mail_relay.corp.example",
         ):
             self.account.smtp_host = host
             self.assertEqual(self.account.smtp_host, host)
