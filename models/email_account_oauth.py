@@ -305,6 +305,9 @@ class EmailAccountOauth(models.Model):
                 )
             ) from exc
         except UserError as exc:
+            # Through a name: Odoo's exporter takes a literal inside _() for
+            # a text, and the key is not one (texts.py's entry is).
+            hint = HINTS["oauth_token_refused"]
             raise UserError(
                 self.env._(
                     "%(provider)s refused to renew the sign-in of the account "
@@ -312,7 +315,7 @@ class EmailAccountOauth(models.Model):
                     provider=provider,
                     account=self.display_name,
                     reason=exc.args[0] if exc.args else "",
-                    hint=self.env._(HINTS["oauth_token_refused"]),
+                    hint=self.env._(hint),
                 )
             ) from exc
         stored.write(
