@@ -79,7 +79,9 @@ class MailMail(models.Model):
         self.env.cr.cache[USABLE_MEMO_KEY] = {}
         try:
             return super(MailMail, mails._email_account_throttle()).send(
-                auto_commit, raise_exception, post_send_callback
+                auto_commit=auto_commit,
+                raise_exception=raise_exception,
+                post_send_callback=post_send_callback,
             )
         finally:
             self.env.cr.cache.pop(USABLE_MEMO_KEY, None)
@@ -126,7 +128,10 @@ class MailMail(models.Model):
             if failure := batch or failures.pop(mail.message_id, None):
                 mail._email_account_plan_retry(*failure)
         return super()._postprocess_sent_message(
-            success_pids, success_emails, failure_reason, failure_type
+            success_pids,
+            success_emails,
+            failure_reason=failure_reason,
+            failure_type=failure_type,
         )
 
     def _email_account_plan_retry(self, result, failure_reason):
