@@ -82,7 +82,9 @@ def compose_test_message(
     address = parse_address(settings.sender_email)
     if address is None:
         raise ValueError(f"invalid sender e-mail address: {settings.sender_email!r}")
-    sender = Address(_one_line(settings.sender_name), addr_spec=address.addr_spec)
+    # From the parts: the addr_spec of a quoted local part ("a..b") would
+    # not parse again.
+    sender = Address(_one_line(settings.sender_name), address.username, address.domain)
     now = now or datetime.now()
     now = now if now.tzinfo else now.astimezone()
     credentials = settings.credentials()

@@ -110,3 +110,10 @@ def test_line_breaks_in_names_cannot_inject_headers():
 def test_invalid_sender_address_is_refused(address):
     with pytest.raises(ValueError):
         compose_test_message(_settings(sender_email=address), "Main")
+
+
+def test_a_quoted_local_part_is_a_valid_sender():
+    message = compose_test_message(
+        _settings(sender_email='"john..doe"@example.com'), "Accounts", now=NOW
+    )
+    assert message["To"].addresses[0].domain == "example.com"
