@@ -28,7 +28,11 @@ QUEUE_ROUTED_KEY = "email_account_queue_routed"
 
 
 def _core_arguments(method_name, args, kwargs):
-    """A call's arguments by name, bound to core's signature with its defaults."""
+    """A call's arguments by name, bound to core's signature with its defaults.
+
+    Only read: the overrides pass the call on as they got it, whatever other
+    overrides between them and core accept.
+    """
     method = getattr(IrMail_Server, method_name)
     bound = inspect.signature(method).bind(None, *args, **kwargs)
     bound.apply_defaults()
@@ -203,8 +207,8 @@ class IrMailServer(models.Model):
         server = self.sudo().browse(mail_server_id)
         if not mail_server_id and not arguments["host"]:
             server, smtp_from = self.sudo()._find_mail_server(smtp_from)
-        # None when core falls back to the server of its configuration.
-        account = server and server.email_account_id
+        # No server (None) when core falls back to the one of its configuration.
+        account = server.email_account_id if server else None
         if not account:
             return super()._connect__(*args, **kwargs)
         if mail_server_id:

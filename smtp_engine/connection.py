@@ -381,6 +381,8 @@ class SmtpSession(smtplib.SMTP):
         """
         mechanism = mechanism.upper()
         initial_response = authobject() if initial_response_ok else None
+        # smtplib's auth_login() reads _auth_challenge_count to choose what
+        # it answers, so it is counted as smtplib counts it.
         if initial_response is not None:
             response = base64.b64encode(_utf8(initial_response)).decode("ascii")
             code, reply = self.docmd("AUTH", f"{mechanism} {response}")
