@@ -418,14 +418,12 @@ class EmailAccount(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        vals_list = self._personal_vals_list(vals_list)
         accounts = super().create([self._normalize_vals(vals) for vals in vals_list])
         accounts._forget_clear_secrets()
         accounts._sync_mail_server()
         return accounts
 
     def write(self, vals):
-        self._check_personal_write(vals)
         vals = self._normalize_vals(vals)
         moved = self._moved_away(vals, SECRET_BINDING_FIELDS).filtered(
             lambda account: account.password_set or account.smtp_password_set
@@ -650,7 +648,6 @@ class EmailAccount(models.Model):
             subtype_xmlid="mail.mt_note",
         )
         self._after_check(result, previous_state)
-        self._tell_owner_of_check(result)
 
     def _write_status(self, result, message):
         self.sudo().write(
@@ -749,16 +746,18 @@ class EmailAccount(models.Model):
             allowed = {"account_users", "internal_users"}
         else:
             allowed = {"internal_users"} if user._is_internal() else set()
-        owns = self._personal_accounts_allowed() and user._is_internal()
+        owned = set(accounts._owned_by(user).ids)
 
         def usable(account):
             if account.company_id and account.company_id not in companies:
                 return False
-            return account.allowed_senders in allowed or (
-                owns and account.owner_user_id == user
-            )
+            return account.allowed_senders in allowed or account.id in owned
 
         return self.browse(accounts.filtered(usable).ids)
+
+    def _owned_by(self, user):
+        """Hook: the accounts of ``self`` that ``user`` owns; none here."""
+        return self.browse()
 
     def _set_message_sender(self, message):
         """Make ``message`` (an ``EmailMessage``) leave as this account.
