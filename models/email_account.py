@@ -506,21 +506,6 @@ class EmailAccount(models.Model):
         )
         secret_box.check_keys(secrets_stored=bool(count))
 
-    def action_send_test_message(self):
-        """Send a real message from each account to its own address.
-
-        One account with a short time-out is checked within the request;
-        anything longer runs in the background and reports on the bus. An
-        account already queued or being checked is not checked twice.
-        """
-        self.check_access("write")
-        if len(self) == 1 and self._can_check_inline() and self._lock_for_check():
-            if job := self._prepare_check():
-                result, delivery = job()
-                self._store_check_result(result, delivery=delivery)
-            return self._check_notification()
-        return self._queue_checks()
-
     def _get_smtp_settings(self):
         """The engine's view of this account, secrets decrypted."""
         self.ensure_one()
@@ -639,7 +624,6 @@ class EmailAccount(models.Model):
     def _store_check_result(self, result, note=None, delivery=None):
         """Store the outcome of a check; ``delivery``: what followed it."""
         self.ensure_one()
-        previous_state = self.test_state
         message = self._describe_check_result(result)
         self._write_status(result, f"{message}\n{note}" if note else message)
         self.message_post(
@@ -647,7 +631,6 @@ class EmailAccount(models.Model):
             subject=self.env._("Account settings check"),
             subtype_xmlid="mail.mt_note",
         )
-        self._after_check(result, previous_state)
 
     def _write_status(self, result, message):
         self.sudo().write(
