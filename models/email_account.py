@@ -425,31 +425,30 @@ class EmailAccount(models.Model):
 
     def write(self, vals):
         vals = self._normalize_vals(vals)
-        moved = self._moved_away(vals, SECRET_BINDING_FIELDS).filtered(
-            lambda account: account.password_set or account.smtp_password_set
-        )
-        oauth_moved = self._moved_away_from_oauth(vals)
+        moved = self._moved_secrets(vals)
         result = super().write(vals)
-        if oauth_moved:
-            oauth_moved._oauth_forget(
-                self.env._(
-                    "The sign-in was disconnected because the server, port, "
-                    "security, user name or authentication changed. Connect "
-                    "the account again."
-                )
-            )
-        if moved:
-            moved._forget_secrets(
-                [token for name, token in SECRET_FIELDS.items() if not vals.get(name)],
-                self.env._(
-                    "The stored password was removed because the server, port, "
-                    "security or login changed. Enter it again."
-                ),
-            )
+        for accounts, columns, cleared, note in moved:
+            if accounts:
+                accounts._forget_secrets(columns, note, cleared=cleared)
         if SECRET_FIELDS.keys() & vals.keys():
             self._forget_clear_secrets()
         self._sync_mail_server()
         return result
+
+    def _moved_secrets(self, vals):
+        """What ``vals`` sends elsewhere, forgotten in this order once written.
+
+        Each item is ``(accounts, columns, cleared, note)`` for _forget_secrets.
+        """
+        moved = self._moved_away(vals, SECRET_BINDING_FIELDS).filtered(
+            lambda account: account.password_set or account.smtp_password_set
+        )
+        columns = [token for name, token in SECRET_FIELDS.items() if not vals.get(name)]
+        note = self.env._(
+            "The stored password was removed because the server, port, "
+            "security or login changed. Enter it again."
+        )
+        return [(moved, columns, (), note)]
 
     def copy_data(self, default=None):
         vals_list = super().copy_data(default=default)
@@ -514,7 +513,7 @@ class EmailAccount(models.Model):
             login_password = secret_box.decrypt(self.sudo().smtp_password_token)
         except secret_box.SecretKeyError as exc:
             raise self._secret_key_user_error(exc) from exc
-        settings = SmtpSettings(
+        return SmtpSettings(
             host=self.smtp_host,
             port=self.smtp_port,
             encryption=self.smtp_encryption,
@@ -529,7 +528,6 @@ class EmailAccount(models.Model):
             pinned_certificate=self.smtp_pinned_certificate or "",
             cafile=config.get(CA_FILE_OPTION) or None,
         )
-        return self._with_oauth_token(settings)
 
     def _secret_key_user_error(self, error):
         places = {
