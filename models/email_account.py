@@ -61,10 +61,6 @@ SECRET_BINDING_FIELDS = (
     "smtp_pinned_certificate",
     "username",
     "smtp_login",
-    # Round trip: the mailbox password also goes to the IMAP server.
-    "imap_host",
-    "imap_port",
-    "imap_encryption",
 )
 
 
@@ -368,10 +364,9 @@ class EmailAccount(models.Model):
         if not (stored and (stored.password_set or stored.smtp_password_set)):
             return None
         # As saving will compare: normalized, and empty values alike.
-        vals = self._normalize_vals(
-            {name: self[name] for name in SECRET_BINDING_FIELDS}
-        )
-        if not stored._moved_away(vals, SECRET_BINDING_FIELDS):
+        binding = self._secret_binding_fields()
+        vals = self._normalize_vals({name: self[name] for name in binding})
+        if not stored._moved_away(vals, binding):
             return None
         return {
             "warning": {
@@ -384,6 +379,11 @@ class EmailAccount(models.Model):
                 "type": "notification",
             }
         }
+
+    @api.model
+    def _secret_binding_fields(self):
+        """Hook: the fields whose change drops a stored password."""
+        return SECRET_BINDING_FIELDS
 
     def _forget_clear_secrets(self):
         # The ORM keeps a written value in its cache, and the web client
@@ -440,7 +440,7 @@ class EmailAccount(models.Model):
 
         Each item is ``(accounts, columns, cleared, note)`` for _forget_secrets.
         """
-        moved = self._moved_away(vals, SECRET_BINDING_FIELDS).filtered(
+        moved = self._moved_away(vals, self._secret_binding_fields()).filtered(
             lambda account: account.password_set or account.smtp_password_set
         )
         columns = [token for name, token in SECRET_FIELDS.items() if not vals.get(name)]

@@ -14,7 +14,7 @@ from odoo.tools.misc import hmac
 
 from ..smtp_engine import HINTS
 from ..tools import secret_box
-from .email_account import SECRET_BINDING_FIELDS, TOKEN_COLUMN
+from .email_account import TOKEN_COLUMN
 
 # OAuth 2.0: the providers' documented servers, and what binds the tokens.
 OAUTH_SERVERS = {
@@ -40,7 +40,6 @@ OAUTH_EXPIRATION_FIELDS = (
     "microsoft_outlook_access_token_expiration",
     "google_gmail_access_token_expiration",
 )
-OAUTH_BINDING_FIELDS = (*SECRET_BINDING_FIELDS, "smtp_authentication")
 OAUTH_SECRETS = ("oauth_refresh_secret", "oauth_access_secret")
 OAUTH_CLEARED = ("oauth_expiration", "oauth_mailbox")
 _WRITE_ONLY_TOKEN = {
@@ -161,7 +160,8 @@ class EmailAccountOauth(models.Model):
 
     def _moved_secrets(self, vals):
         # The sign-in first: its note has always come before the password's.
-        moved = self._moved_away(vals, OAUTH_BINDING_FIELDS).filtered("oauth_connected")
+        binding = (*self._secret_binding_fields(), "smtp_authentication")
+        moved = self._moved_away(vals, binding).filtered("oauth_connected")
         note = self.env._(
             "The sign-in was disconnected because the server, port, "
             "security, user name or authentication changed. Connect "
