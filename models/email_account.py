@@ -351,9 +351,6 @@ class EmailAccount(models.Model):
 
     @api.onchange("smtp_encryption")
     def _onchange_smtp_encryption(self):
-        # A port found together with its security (25 with STARTTLS) stays.
-        if self.smtp_settings_detected:
-            return
         standard_ports = {"none": 25, "starttls": 587, "ssl": 465}
         if self.smtp_port in standard_ports.values():
             self.smtp_port = standard_ports[self.smtp_encryption]
