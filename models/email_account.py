@@ -61,10 +61,6 @@ SECRET_BINDING_FIELDS = (
     "smtp_pinned_certificate",
     "username",
     "smtp_login",
-    # Round trip: the mailbox password also goes to the IMAP server.
-    "imap_host",
-    "imap_port",
-    "imap_encryption",
 )
 
 
@@ -355,9 +351,6 @@ class EmailAccount(models.Model):
 
     @api.onchange("smtp_encryption")
     def _onchange_smtp_encryption(self):
-        # A port found together with its security (25 with STARTTLS) stays.
-        if self.smtp_settings_detected:
-            return
         standard_ports = {"none": 25, "starttls": 587, "ssl": 465}
         if self.smtp_port in standard_ports.values():
             self.smtp_port = standard_ports[self.smtp_encryption]
@@ -368,10 +361,9 @@ class EmailAccount(models.Model):
         if not (stored and (stored.password_set or stored.smtp_password_set)):
             return None
         # As saving will compare: normalized, and empty values alike.
-        vals = self._normalize_vals(
-            {name: self[name] for name in SECRET_BINDING_FIELDS}
-        )
-        if not stored._moved_away(vals, SECRET_BINDING_FIELDS):
+        binding = self._secret_binding_fields()
+        vals = self._normalize_vals({name: self[name] for name in binding})
+        if not stored._moved_away(vals, binding):
             return None
         return {
             "warning": {
@@ -384,6 +376,11 @@ class EmailAccount(models.Model):
                 "type": "notification",
             }
         }
+
+    @api.model
+    def _secret_binding_fields(self):
+        """Hook: the fields whose change drops a stored password."""
+        return SECRET_BINDING_FIELDS
 
     def _forget_clear_secrets(self):
         # The ORM keeps a written value in its cache, and the web client
@@ -418,40 +415,37 @@ class EmailAccount(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        vals_list = self._personal_vals_list(vals_list)
         accounts = super().create([self._normalize_vals(vals) for vals in vals_list])
         accounts._forget_clear_secrets()
         accounts._sync_mail_server()
         return accounts
 
     def write(self, vals):
-        self._check_personal_write(vals)
         vals = self._normalize_vals(vals)
-        moved = self._moved_away(vals, SECRET_BINDING_FIELDS).filtered(
-            lambda account: account.password_set or account.smtp_password_set
-        )
-        oauth_moved = self._moved_away_from_oauth(vals)
+        moved = self._moved_secrets(vals)
         result = super().write(vals)
-        if oauth_moved:
-            oauth_moved._oauth_forget(
-                self.env._(
-                    "The sign-in was disconnected because the server, port, "
-                    "security, user name or authentication changed. Connect "
-                    "the account again."
-                )
-            )
-        if moved:
-            moved._forget_secrets(
-                [token for name, token in SECRET_FIELDS.items() if not vals.get(name)],
-                self.env._(
-                    "The stored password was removed because the server, port, "
-                    "security or login changed. Enter it again."
-                ),
-            )
+        for accounts, columns, cleared, note in moved:
+            if accounts:
+                accounts._forget_secrets(columns, note, cleared=cleared)
         if SECRET_FIELDS.keys() & vals.keys():
             self._forget_clear_secrets()
         self._sync_mail_server()
         return result
+
+    def _moved_secrets(self, vals):
+        """What ``vals`` sends elsewhere, forgotten in this order once written.
+
+        Each item is ``(accounts, columns, cleared, note)`` for _forget_secrets.
+        """
+        moved = self._moved_away(vals, self._secret_binding_fields()).filtered(
+            lambda account: account.password_set or account.smtp_password_set
+        )
+        columns = [token for name, token in SECRET_FIELDS.items() if not vals.get(name)]
+        note = self.env._(
+            "The stored password was removed because the server, port, "
+            "security or login changed. Enter it again."
+        )
+        return [(moved, columns, (), note)]
 
     def copy_data(self, default=None):
         vals_list = super().copy_data(default=default)
@@ -508,21 +502,6 @@ class EmailAccount(models.Model):
         )
         secret_box.check_keys(secrets_stored=bool(count))
 
-    def action_send_test_message(self):
-        """Send a real message from each account to its own address.
-
-        One account with a short time-out is checked within the request;
-        anything longer runs in the background and reports on the bus. An
-        account already queued or being checked is not checked twice.
-        """
-        self.check_access("write")
-        if len(self) == 1 and self._can_check_inline() and self._lock_for_check():
-            if job := self._prepare_check():
-                result, delivery = job()
-                self._store_check_result(result, delivery=delivery)
-            return self._check_notification()
-        return self._queue_checks()
-
     def _get_smtp_settings(self):
         """The engine's view of this account, secrets decrypted."""
         self.ensure_one()
@@ -531,7 +510,7 @@ class EmailAccount(models.Model):
             login_password = secret_box.decrypt(self.sudo().smtp_password_token)
         except secret_box.SecretKeyError as exc:
             raise self._secret_key_user_error(exc) from exc
-        settings = SmtpSettings(
+        return SmtpSettings(
             host=self.smtp_host,
             port=self.smtp_port,
             encryption=self.smtp_encryption,
@@ -546,7 +525,6 @@ class EmailAccount(models.Model):
             pinned_certificate=self.smtp_pinned_certificate or "",
             cafile=config.get(CA_FILE_OPTION) or None,
         )
-        return self._with_oauth_token(settings)
 
     def _secret_key_user_error(self, error):
         places = {
@@ -641,7 +619,6 @@ class EmailAccount(models.Model):
     def _store_check_result(self, result, note=None, delivery=None):
         """Store the outcome of a check; ``delivery``: what followed it."""
         self.ensure_one()
-        previous_state = self.test_state
         message = self._describe_check_result(result)
         self._write_status(result, f"{message}\n{note}" if note else message)
         self.message_post(
@@ -649,8 +626,6 @@ class EmailAccount(models.Model):
             subject=self.env._("Account settings check"),
             subtype_xmlid="mail.mt_note",
         )
-        self._after_check(result, previous_state)
-        self._tell_owner_of_check(result)
 
     def _write_status(self, result, message):
         self.sudo().write(
@@ -749,16 +724,18 @@ class EmailAccount(models.Model):
             allowed = {"account_users", "internal_users"}
         else:
             allowed = {"internal_users"} if user._is_internal() else set()
-        owns = self._personal_accounts_allowed() and user._is_internal()
+        owned = set(accounts._owned_by(user).ids)
 
         def usable(account):
             if account.company_id and account.company_id not in companies:
                 return False
-            return account.allowed_senders in allowed or (
-                owns and account.owner_user_id == user
-            )
+            return account.allowed_senders in allowed or account.id in owned
 
         return self.browse(accounts.filtered(usable).ids)
+
+    def _owned_by(self, user):
+        """Hook: the accounts of ``self`` that ``user`` owns; none here."""
+        return self.browse()
 
     def _set_message_sender(self, message):
         """Make ``message`` (an ``EmailMessage``) leave as this account.

@@ -61,6 +61,12 @@ class EmailAccountDetect(models.Model):
             key = _settings_key(account)
             account.smtp_settings_detected = account.smtp_detected_for == key
 
+    @api.onchange("smtp_encryption")
+    def _onchange_smtp_encryption(self):
+        # A port found together with its security (25 with STARTTLS) stays.
+        if not self.smtp_settings_detected:
+            return super()._onchange_smtp_encryption()
+
     @api.onchange("sender_email")
     def _onchange_sender_email_detect(self):
         """Fill the server from a new sender address; never overwrite a typed one."""

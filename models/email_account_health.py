@@ -57,6 +57,21 @@ class EmailAccountHealth(models.Model):
         "in their name and language.",
     )
 
+    def action_send_test_message(self):
+        """Send a real message from each account to its own address.
+
+        One account with a short time-out is checked within the request;
+        anything longer runs in the background and reports on the bus. An
+        account already queued or being checked is not checked twice.
+        """
+        self.check_access("write")
+        if len(self) == 1 and self._can_check_inline() and self._lock_for_check():
+            if job := self._prepare_check():
+                result, delivery = job()
+                self._store_check_result(result, delivery=delivery)
+            return self._check_notification()
+        return self._queue_checks()
+
     def _can_check_inline(self):
         """Whether this account's check surely ends well within the request."""
         self.ensure_one()
@@ -261,9 +276,11 @@ class EmailAccountHealth(models.Model):
                     if auto_commit:
                         self.env["ir.cron"]._commit_progress()
 
-    def _after_check(self, result, previous_state):
+    def _store_check_result(self, result, note=None, delivery=None):
         """Release the account, answer who waits for it, watch its health."""
         self.ensure_one()
+        previous_state = self.test_state
+        stored = super()._store_check_result(result, note=note, delivery=delivery)
         if self.check_state != "idle" or self.check_requested_by:
             self.sudo().write(
                 {
@@ -274,6 +291,7 @@ class EmailAccountHealth(models.Model):
             )
         self.env["email.account.check"].sudo()._account_checked(self)
         self._watch_health(result, previous_state)
+        return stored
 
     @api.model
     def _cron_health_watch(self):

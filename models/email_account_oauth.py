@@ -14,7 +14,7 @@ from odoo.tools.misc import hmac
 
 from ..smtp_engine import HINTS
 from ..tools import secret_box
-from .email_account import SECRET_BINDING_FIELDS, TOKEN_COLUMN
+from .email_account import TOKEN_COLUMN
 
 # OAuth 2.0: the providers' documented servers, and what binds the tokens.
 OAUTH_SERVERS = {
@@ -40,7 +40,8 @@ OAUTH_EXPIRATION_FIELDS = (
     "microsoft_outlook_access_token_expiration",
     "google_gmail_access_token_expiration",
 )
-OAUTH_BINDING_FIELDS = (*SECRET_BINDING_FIELDS, "smtp_authentication")
+OAUTH_SECRETS = ("oauth_refresh_secret", "oauth_access_secret")
+OAUTH_CLEARED = ("oauth_expiration", "oauth_mailbox")
 _WRITE_ONLY_TOKEN = {
     "compute": "_compute_oauth_tokens",
     "inverse": "_inverse_oauth_tokens",
@@ -157,16 +158,20 @@ class EmailAccountOauth(models.Model):
             vals = {name: value for name, value in vals.items() if name != "active"}
         return super().write(vals)
 
-    def _moved_away_from_oauth(self, vals):
-        """The connected accounts whose tokens ``vals`` would send elsewhere."""
-        return self._moved_away(vals, OAUTH_BINDING_FIELDS).filtered("oauth_connected")
+    def _moved_secrets(self, vals):
+        # The sign-in first: its note has always come before the password's.
+        binding = (*self._secret_binding_fields(), "smtp_authentication")
+        moved = self._moved_away(vals, binding).filtered("oauth_connected")
+        note = self.env._(
+            "The sign-in was disconnected because the server, port, "
+            "security, user name or authentication changed. Connect "
+            "the account again."
+        )
+        forget = (moved, OAUTH_SECRETS, OAUTH_CLEARED, note)
+        return [forget, *super()._moved_secrets(vals)]
 
     def _oauth_forget(self, note):
-        self._forget_secrets(
-            ("oauth_refresh_secret", "oauth_access_secret"),
-            note,
-            cleared=("oauth_expiration", "oauth_mailbox"),
-        )
+        self._forget_secrets(OAUTH_SECRETS, note, cleared=OAUTH_CLEARED)
 
     def _oauth_login(self):
         self.ensure_one()
@@ -241,8 +246,9 @@ class EmailAccountOauth(models.Model):
                 )
             )
 
-    def _with_oauth_token(self, settings):
-        """``settings`` with a valid access token, for OAuth accounts."""
+    def _get_smtp_settings(self):
+        """A valid access token instead of the passwords, for OAuth accounts."""
+        settings = super()._get_smtp_settings()
         if self.smtp_authentication not in OAUTH_SERVERS:
             return settings
         return dataclasses.replace(

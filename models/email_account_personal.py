@@ -113,8 +113,8 @@ class EmailAccountPersonal(models.Model):
         except ValueError:
             return 0
 
-    @api.model
-    def _personal_vals_list(self, vals_list):
+    @api.model_create_multi
+    def create(self, vals_list):
         """Make the accounts that users create for themselves personal.
 
         Managers create a personal account by naming its owner; the record
@@ -139,20 +139,25 @@ class EmailAccountPersonal(models.Model):
                         )
                     )
                 vals.setdefault("allowed_senders", "owner")
-        return vals_list
+        return super().create(vals_list)
 
-    def _check_personal_write(self, vals):
+    def write(self, vals):
         """Nobody hands a personal account over or makes an account personal."""
-        if self.env.su or "owner_user_id" not in vals:
-            return
-        owner_id = vals["owner_user_id"] or False
-        if any(account.owner_user_id.id != owner_id for account in self):
-            raise UserError(
-                self.env._(
-                    "The owner of an e-mail account is set when the account is "
-                    "created and never changes."
+        if not self.env.su and "owner_user_id" in vals:
+            owner_id = vals["owner_user_id"] or False
+            if any(account.owner_user_id.id != owner_id for account in self):
+                raise UserError(
+                    self.env._(
+                        "The owner of an e-mail account is set when the account "
+                        "is created and never changes."
+                    )
                 )
-            )
+        return super().write(vals)
+
+    def _owned_by(self, user):
+        if not (self._personal_accounts_allowed() and user._is_internal()):
+            return super()._owned_by(user)
+        return self.filtered(lambda account: account.owner_user_id == user)
 
     @api.model
     def action_open_my_account(self):
@@ -207,9 +212,9 @@ class EmailAccountPersonal(models.Model):
         self.env.ref("mail.ir_cron_mail_scheduler_action")._trigger()
         self.sudo().activity_feedback([FAILURE_ACTIVITY], only_automated=False)
 
-    def _tell_owner_of_check(self, result):
+    def _store_check_result(self, result, note=None, delivery=None):
         """Tell the owner of a check someone else ran, or close the case."""
-        self.ensure_one()
+        super()._store_check_result(result, note=note, delivery=delivery)
         owner = self.sudo().owner_user_id
         if not owner:
             return

@@ -18,6 +18,8 @@ MIN_ROUNDTRIP_WAIT = 5
 MAX_ROUNDTRIP_WAIT = 300
 # Verdicts of the receiving server, in the order they are shown.
 TRUST_METHODS = ("spf", "dkim", "dmarc")
+# The mailbox password also goes to the IMAP server.
+IMAP_BINDING_FIELDS = ("imap_host", "imap_port", "imap_encryption")
 
 
 class EmailAccountRoundTrip(models.Model):
@@ -156,6 +158,14 @@ class EmailAccountRoundTrip(models.Model):
     def _onchange_imap_encryption(self):
         if self.imap_port in roundtrip.DEFAULT_PORTS.values():
             self.imap_port = roundtrip.DEFAULT_PORTS[self.imap_encryption]
+
+    @api.onchange(*IMAP_BINDING_FIELDS)
+    def _onchange_imap_secret_binding(self):
+        return self._onchange_secret_binding()
+
+    @api.model
+    def _secret_binding_fields(self):
+        return (*super()._secret_binding_fields(), *IMAP_BINDING_FIELDS)
 
     def _delivery_job(self, smtp):
         """Following the test message into the mailbox, needing no cursor.

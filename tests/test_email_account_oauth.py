@@ -451,6 +451,17 @@ class TestEmailAccountOAuth(OAuthCase):
                 self.assertFalse(self.outlook.oauth_connected)
                 self.assertEqual(self.stored_tokens(self.outlook), ("", ""))
 
+    def test_a_new_server_drops_the_sign_in_then_the_password(self):
+        self.outlook.password = "Mailbox-Pa55"
+        self.connected(self.outlook)
+
+        self.outlook.write({"smtp_host": "127.0.0.1"})
+
+        notes = self.outlook.message_ids.sorted("id")[-2:].mapped("body")
+        self.assertIn("The sign-in was disconnected", notes[0])
+        self.assertIn("The stored password was removed", notes[1])
+        self.assertFalse(self.outlook.oauth_connected or self.outlook.password_set)
+
     def test_an_unrelated_change_keeps_the_tokens(self):
         self.connected(self.outlook)
         self.outlook.write({"sender_name": "Sales"})

@@ -356,6 +356,16 @@ class TestEmailAccountIncomingSettings(EmailAccountCase):
 
         self.assertFalse(self.account.password_set)
 
+    def test_changing_the_imap_server_warns_that_the_password_goes(self):
+        with (
+            self.assertLogs("odoo.tests.form.onchange", "WARNING") as logs,
+            Form(self.account) as form,
+        ):
+            form.delivery_check = True
+            form.imap_host = "imap.elsewhere.example.com"
+
+        self.assertIn("The stored password will be removed", logs.output[0])
+
     def test_imap_security_suggests_its_usual_port(self):
         # The account has a password: the form warns that saving drops it.
         with mute_logger("odoo.tests.form.onchange"), Form(self.account) as form:
