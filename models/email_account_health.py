@@ -234,18 +234,23 @@ class EmailAccountHealth(models.Model):
         def note_wait(acting, waited, _wait, _folder):
             searching[acting] = waited
 
-        futures = {}
+        jobs = []
+        for account in self:
+            requester = account.check_requested_by
+            acting = account.with_user(requester) if requester else account
+            acting = acting.sudo().with_context(lang=acting.env.user.lang)
+            shortened = budget if account.smtp_timeout > budget else None
+            if job := acting._prepare_check(timeout=shortened, end=end):
+                jobs.append((job, acting, shortened))
+            elif auto_commit:
+                self.env["ir.cron"]._commit_progress(1)
+        # All prepared before any starts: a preparation that fails then
+        # leaves no message sent whose result nobody would store.
         with ThreadPoolExecutor(MAX_PARALLEL_CHECKS, "email_account_check") as pool:
-            for account in self:
-                requester = account.check_requested_by
-                acting = account.with_user(requester) if requester else account
-                acting = acting.sudo().with_context(lang=acting.env.user.lang)
-                shortened = budget if account.smtp_timeout > budget else None
-                if job := acting._prepare_check(timeout=shortened, end=end):
-                    progress = functools.partial(note_wait, acting)
-                    futures[pool.submit(job, progress)] = acting, shortened
-                elif auto_commit:
-                    self.env["ir.cron"]._commit_progress(1)
+            futures = {
+                pool.submit(job, functools.partial(note_wait, acting)): (acting, short)
+                for job, acting, short in jobs
+            }
             pending = set(futures)
             told = time.monotonic()
             while pending:
