@@ -713,6 +713,9 @@ class EmailAccount(models.Model):
     def _usable_by(self, user):
         """The accounts of ``self`` that ``user`` may send through.
 
+        The rule: the account is shared or of one of the user's companies,
+        and the user is an Email Accounts user, or an internal user where the
+        account allows all of them, or the account's owner (see _owned_by).
         The superuser or an empty ``user`` stands for Odoo's system mail,
         which goes only through the accounts that allow it.
         """

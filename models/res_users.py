@@ -1,4 +1,8 @@
-"""Users' personal e-mail accounts, archived with their user."""
+"""Users' personal e-mail accounts, archived with their user.
+
+Their mail still queued is not lost: the archived account's server is
+archived too, so that mail leaves by Odoo's normal route.
+"""
 
 from odoo import api, fields, models
 
