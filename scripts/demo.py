@@ -254,7 +254,7 @@ class Demo:
         """Give the demo accounts the mailbox's port, if it is not the default.
 
         A new port drops an account's stored password (see
-        SECRET_BINDING_FIELDS): the same write enters it again.
+        email.account._secret_binding_fields): the same write enters it again.
         """
         common = xmlrpc.client.ServerProxy(f"{self.url}/xmlrpc/2/common")
         uid = common.authenticate(self.db, LOGIN, PASSWORD, {})
