@@ -2,8 +2,17 @@
 Mozilla's ISP database), and what each needs from the user."""
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .texts import _lt
+
+
+class Server(NamedTuple):
+    """An outgoing server as the provider documents it."""
+
+    host: str
+    port: int
+    encryption: str
 
 
 @dataclass(frozen=True)
@@ -14,7 +23,7 @@ class Provider:
     name: str
     domains: tuple[str, ...] = ()
     mx_suffixes: tuple[str, ...] = ()
-    smtp: tuple = ()  # (host, port, encryption), as the provider documents them
+    smtp: Server | None = None
     probe_hosts: tuple[str, ...] = ()
     note: str = ""
 
@@ -47,7 +56,7 @@ PROVIDERS = (
         domains=("gmail.com", "googlemail.com"),
         # aspmx.l.google.com, gmail-smtp-in.l.google.com, smtp.google.com.
         mx_suffixes=("google.com", "googlemail.com"),
-        smtp=("smtp.gmail.com", 465, "ssl"),
+        smtp=Server("smtp.gmail.com", 465, "ssl"),
         note=_lt(
             "Google accepts only an app password here, not the account's "
             "own password: turn on 2-Step Verification and create an app "
@@ -62,7 +71,7 @@ PROVIDERS = (
         domains=("onmicrosoft.com",),
         # <tenant>-<tld>.mail.protection.outlook.com
         mx_suffixes=("mail.protection.outlook.com",),
-        smtp=("smtp.office365.com", 587, "starttls"),
+        smtp=Server("smtp.office365.com", 587, "starttls"),
         note=_lt(
             "Microsoft 365 sends for a mailbox only when Authenticated SMTP "
             "(SMTP AUTH) is turned on for it (Microsoft 365 admin centre › "
@@ -86,7 +95,7 @@ PROVIDERS = (
         ),
         # outlook-com.olc.protection.outlook.com
         mx_suffixes=("olc.protection.outlook.com",),
-        smtp=("smtp-mail.outlook.com", 587, "starttls"),
+        smtp=Server("smtp-mail.outlook.com", 587, "starttls"),
         note=_lt(
             "Outlook.com: with two-step verification turned on, log in with "
             "an app password (Microsoft account › Security). Microsoft is "
@@ -99,7 +108,7 @@ PROVIDERS = (
         name="Yahoo Mail",
         domains=("yahoo.com", "yahoo.gr", "ymail.com", "rocketmail.com"),
         mx_suffixes=("yahoodns.net",),
-        smtp=("smtp.mail.yahoo.com", 465, "ssl"),
+        smtp=Server("smtp.mail.yahoo.com", 465, "ssl"),
         note=_lt(
             "Yahoo Mail accepts only an app password here: create one in "
             "the account's security settings (Account info › Account "
@@ -112,7 +121,7 @@ PROVIDERS = (
         name="iCloud Mail",
         domains=("icloud.com", "me.com", "mac.com"),
         mx_suffixes=("mail.icloud.com",),
-        smtp=("smtp.mail.me.com", 587, "starttls"),
+        smtp=Server("smtp.mail.me.com", 587, "starttls"),
         note=_lt(
             "iCloud Mail accepts only an app-specific password here (Apple "
             "Account › Sign-In and Security › App-Specific Passwords). The "
@@ -124,7 +133,7 @@ PROVIDERS = (
         name="Zoho Mail (EU)",
         domains=("zoho.eu", "zohomail.eu"),
         mx_suffixes=("zoho.eu",),
-        smtp=("smtp.zoho.eu", 465, "ssl"),
+        smtp=Server("smtp.zoho.eu", 465, "ssl"),
         note=ZOHO_NOTE,
     ),
     Provider(
@@ -132,7 +141,7 @@ PROVIDERS = (
         name="Zoho Mail",
         domains=("zoho.com", "zohomail.com"),
         mx_suffixes=("zoho.com",),
-        smtp=("smtp.zoho.com", 465, "ssl"),
+        smtp=Server("smtp.zoho.com", 465, "ssl"),
         note=ZOHO_NOTE,
     ),
     # The Greek providers' pages change with every merger: only the mailbox
@@ -185,4 +194,4 @@ def provider_for_mx(exchanges):
 def provider_for_host(host):
     """Return the provider whose documented outgoing server is ``host``."""
     host = host.rstrip(".").lower()
-    return next((p for p in PROVIDERS if p.smtp and p.smtp[0] == host), None)
+    return next((p for p in PROVIDERS if p.smtp and p.smtp.host == host), None)
