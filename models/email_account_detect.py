@@ -15,7 +15,8 @@ _logger = logging.getLogger(__name__)
 
 def _settings_key(values):
     """``host:port/security`` of an account, or of its field values."""
-    return "{smtp_host}:{smtp_port}/{smtp_encryption}".format_map(values)
+    host, port = values["smtp_host"], values["smtp_port"]
+    return f"{host}:{port}/{values['smtp_encryption']}"
 
 
 class EmailAccountDetect(models.Model):
