@@ -20,6 +20,11 @@ from .settings import SmtpSettings
 from .transcript import WITHHELD, Transcript, secret_forms
 from .xoauth2 import login_xoauth2
 
+# The private names of smtplib that SmtpSession relies on, the same in
+# CPython 3.10 to 3.13 (a test checks them on the running Python):
+# _get_socket, through which connect() opens the connection; _host, the TLS
+# server name of starttls(), which only __init__ sets; _auth_challenge_count,
+# read by auth_login().
 SMTPLIB_PRIVATE_NAMES = ("_get_socket", "_host", "_auth_challenge_count")
 # No sane server sends more lines in one reply; a longer one is an attack or
 # a mistake, and must not keep a sending process busy.
@@ -289,10 +294,10 @@ class _ReplyReader:
 class SmtpSession(smtplib.SMTP):
     """An ``smtplib.SMTP`` with a step, a masked transcript and a deadline.
 
-    It uses smtplib's private ``SMTPLIB_PRIVATE_NAMES``, which a test checks
-    on the running Python. ``address``, if given, is the IP address to
-    connect to (TLS still verifies the host name); ``watchdog`` replaces the
-    session's own, for a caller that may stop it early.
+    It uses smtplib's private ``SMTPLIB_PRIVATE_NAMES``. ``address``, if
+    given, is the IP address to connect to (TLS still verifies the host
+    name); ``watchdog`` replaces the session's own, for a caller that may
+    stop it early.
     """
 
     max_reply_lines = _MAX_REPLY_LINES
