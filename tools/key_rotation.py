@@ -25,9 +25,10 @@ def reencrypt_secrets(env):
         .with_context(active_test=False, tracking_disable=True)
         .search([], order="id")
     )
+    columns = accounts._secret_columns()
     new_tokens = {}
     for account in accounts:
-        for field_name in accounts._secret_columns():
+        for field_name in columns:
             if token := account[field_name]:
                 try:
                     new_tokens[account, field_name] = secret_box.reencrypt(token)
