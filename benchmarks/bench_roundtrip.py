@@ -6,14 +6,8 @@ server that files every message it accepts in one Dovecot mailbox, after
 ``--delay`` seconds where asked, and a DNS server holding the SPF and DMARC
 records of the sender domain. Odoo is told to trust the test CA and to ask
 that DNS server (``email_account_ca_file``, ``email_account_dns_server``).
-A database with the addon is made by ``odoo -i email_account``; the script
-then works in it through Odoo's registry, committing as a server would:
-
-    request   the server action "Check Account Settings" on N accounts, as
-              the administrator, in one transaction (committed)
-    runner    the scheduled action "Email Accounts: run the checks", run as
-              the cron worker runs it (``ir.cron.method_direct_trigger``),
-              again until every account has a stored result
+The request and the runner are those of ``bench_checks.py``: the server
+action on N accounts, then the cron runner until every result is stored.
 
 Timed: from the request until every account has its result stored and
 committed. Every account has a 60 s time-out, so that all are checked in
