@@ -131,11 +131,7 @@ class EmailAccountOauth(models.Model):
                 account.sudo().write(values)
 
     def _secret_columns(self):
-        return [
-            *super()._secret_columns(),
-            "oauth_refresh_secret",
-            "oauth_access_secret",
-        ]
+        return [*super()._secret_columns(), *OAUTH_SECRETS]
 
     @api.depends("oauth_refresh_secret")
     def _compute_oauth_connected(self):
